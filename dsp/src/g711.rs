@@ -167,7 +167,9 @@ pub const ALAW_SILENCE: u8 = 0xD5;
 pub const ULAW_SILENCE: u8 = 0xFF;
 
 /// Companding law, mirrored here so that DSP code needs no HAL types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Law {
     /// A-law.

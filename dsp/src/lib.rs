@@ -5,5 +5,8 @@
 //! so the media engine can call them on its real-time tick.
 #![deny(unsafe_code)]
 
+pub mod dtmf;
 pub mod g711;
+pub mod goertzel;
 pub mod tone;
+pub mod toneplan;

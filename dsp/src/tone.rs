@@ -134,7 +134,8 @@ impl ToneSpec {
             return Err(ToneError::SegmentCount(pattern.len()));
         }
         for (i, &ms) in pattern.iter().enumerate() {
-            segs[i] = if i % 2 == 0 { Segment { ms, freqs, level_dbm0 } } else { Segment::silence(ms) };
+            segs[i] =
+                if i % 2 == 0 { Segment { ms, freqs, level_dbm0 } } else { Segment::silence(ms) };
         }
         ToneSpec::new(&segs[..pattern.len()], true)
     }

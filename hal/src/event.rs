@@ -10,6 +10,9 @@ use crate::hdlc::HdlcFrame;
 use crate::span::{Alarms, SpanConfig, SpanId};
 
 /// Something a card reports, stamped by the caller with the tick it was read on.
+// Frames travel inline so that the record needs no allocation on the real-time path; the
+// size (about 270 bytes) is the price of a fixed-size ring slot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HalEvent {
     /// FXS: the phone went off-hook (debounced loop closure).
@@ -56,6 +59,8 @@ impl HalEvent {
 }
 
 /// Something the daemon asks a card to do.
+// Inline frame for the same reason as [`HalEvent`].
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HalCommand {
     /// Drive an FXS port.

@@ -75,6 +75,9 @@ pub enum EngineCommand {
 }
 
 /// Something the media engine reports.
+// Fixed-size `Copy` records travel through preallocated rings: boxing the large HAL event
+// (a D-channel frame) would allocate on the real-time path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum EngineEvent {
     /// An event read from the card on the given tick.

@@ -1,0 +1,16 @@
+//! Configuration: the TOML model, loading with the include directory, and validation whose
+//! errors name the file, line, key and what is allowed.
+//!
+//! This module does not apply a configuration to a running daemon; it only produces a checked
+//! [`Config`] value.
+
+mod check;
+mod load;
+pub mod model;
+
+pub use check::{MAX_NUMBER_LEN, MAX_PORTS, TONE_PLANS};
+pub use load::{ConfigError, ConfigErrors};
+pub use model::*;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,615 @@
+//! The configuration model: plain serde types that mirror the TOML file one to one.
+//!
+//! This module only describes the shape of a configuration and its defaults. Reading files,
+//! merging the include directory and checking cross-references live in [`super::load`].
+
+use cardpbx_hal::{Framing, LineCode, SpanConfig};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// A whole cardpbx configuration (the main file with its include directory merged in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[system]`: daemon-wide settings.
+    #[serde(default)]
+    pub system: SystemConfig,
+    /// `[[card]]`: the telephony cards.
+    #[serde(default, rename = "card")]
+    pub cards: Vec<CardConfig>,
+    /// `[[span]]`: per-E1-span line settings.
+    #[serde(default, rename = "span")]
+    pub spans: Vec<SpanSettings>,
+    /// `[analog]`: loop-start timing.
+    #[serde(default)]
+    pub analog: AnalogConfig,
+    /// `[[extension]]`: phones on FXS ports.
+    #[serde(default, rename = "extension")]
+    pub extensions: Vec<ExtensionConfig>,
+    /// `[[hunt_group]]`: numbers that ring a list of extensions.
+    #[serde(default, rename = "hunt_group")]
+    pub hunt_groups: Vec<HuntGroupConfig>,
+    /// `[[trunk_group]]`: groups of lines to the exchange.
+    #[serde(default, rename = "trunk_group")]
+    pub trunk_groups: Vec<TrunkGroupConfig>,
+    /// `[[route]]`: the outgoing dialplan, first matching prefix wins.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    /// `[dialplan]`: digit collection and ring timers.
+    #[serde(default)]
+    pub dialplan: DialplanConfig,
+}
+
+/// The control socket path used when the configuration names none:
+/// `$XDG_RUNTIME_DIR/cardpbx.sock` if that variable is set, else `/tmp/cardpbx-<uid>.sock`.
+pub fn default_socket_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("cardpbx.sock"),
+        _ => PathBuf::from(format!("/tmp/cardpbx-{}.sock", nix::unistd::getuid().as_raw())),
+    }
+}
+
+fn default_name() -> String {
+    "cardpbx".to_string()
+}
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from("./spool")
+}
+fn default_tone_plan() -> String {
+    "cn".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_rt_priority() -> u8 {
+    50
+}
+
+/// `[system]`: daemon-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemConfig {
+    /// Name of the installation, shown by `cardpbx status`.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Path of the control socket the CLI talks to.
+    #[serde(default = "default_socket_path")]
+    pub control_socket: PathBuf,
+    /// Directory for recordings, faxes and other spooled files.
+    #[serde(default = "default_spool_dir")]
+    pub spool_dir: PathBuf,
+    /// Call-progress tone plan name (`cn`, `itu`, `eu`, ...).
+    #[serde(default = "default_tone_plan")]
+    pub tone_plan: String,
+    /// Companding law of the channels.
+    #[serde(default)]
+    pub law: LawSetting,
+    /// Try to run the media thread with SCHED_FIFO and lock memory (mlockall).
+    #[serde(default = "default_true")]
+    pub realtime: bool,
+    /// SCHED_FIFO priority of the media thread (1..=99).
+    #[serde(default = "default_rt_priority")]
+    pub rt_priority: u8,
+    /// Directory whose `*.toml` files (sorted by name) are merged into this configuration;
+    /// relative to the directory of the main file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_dir: Option<PathBuf>,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            name: default_name(),
+            control_socket: default_socket_path(),
+            spool_dir: default_spool_dir(),
+            tone_plan: default_tone_plan(),
+            law: LawSetting::default(),
+            realtime: true,
+            rt_priority: default_rt_priority(),
+            include_dir: None,
+        }
+    }
+}
+
+/// Companding law setting (`alaw` or `ulaw`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LawSetting {
+    /// G.711 A-law (E1, China, Europe).
+    #[default]
+    Alaw,
+    /// G.711 µ-law (T1, North America, Japan).
+    Ulaw,
+}
+
+impl LawSetting {
+    /// The HAL's law value.
+    pub fn to_hal(self) -> cardpbx_hal::Law {
+        match self {
+            LawSetting::Alaw => cardpbx_hal::Law::Alaw,
+            LawSetting::Ulaw => cardpbx_hal::Law::Ulaw,
+        }
+    }
+}
+
+/// Which backend drives a card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    /// The software card simulator.
+    Sim,
+    /// DAHDI kernel drivers (Digium, Sangoma, OpenVox cards).
+    Dahdi,
+}
+
+impl Driver {
+    /// The name used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Sim => "sim",
+            Driver::Dahdi => "dahdi",
+        }
+    }
+}
+
+impl fmt::Display for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[card]]`: one telephony card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardConfig {
+    /// The card's name, used in port references (`sim0/fxs1`).
+    pub name: String,
+    /// Which backend drives it.
+    pub driver: Driver,
+    /// Number of analog FXS ports (phones), numbered from 1.
+    #[serde(default)]
+    pub fxs_ports: u32,
+    /// Number of analog FXO ports (exchange lines), numbered from 1.
+    #[serde(default)]
+    pub fxo_ports: u32,
+    /// Number of E1 spans, numbered from 1.
+    #[serde(default)]
+    pub e1_spans: u32,
+    /// `[card.sim]`: simulator settings (only for `driver = "sim"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim: Option<SimCardConfig>,
+}
+
+impl CardConfig {
+    /// Number of ports of the given kind on this card.
+    pub fn port_count(&self, kind: PortKind) -> u32 {
+        match kind {
+            PortKind::Fxs => self.fxs_ports,
+            PortKind::Fxo => self.fxo_ports,
+            PortKind::Span => self.e1_spans,
+        }
+    }
+
+    /// The simulator settings, defaults if `[card.sim]` is absent.
+    pub fn sim_settings(&self) -> SimCardConfig {
+        self.sim.clone().unwrap_or_default()
+    }
+}
+
+/// How the simulator paces the tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimClock {
+    /// One tick per real millisecond.
+    #[default]
+    Realtime,
+    /// Ticks as fast as the work allows (tests, load runs).
+    Virtual,
+}
+
+/// How the simulated exchange signals that the far end hung up on an FXO line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoDisconnect {
+    /// Battery polarity reversal.
+    Polarity,
+    /// Busy tone on the line.
+    BusyTone,
+    /// Polarity reversal and busy tone.
+    #[default]
+    Both,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_co_answer_delay_ms() -> u32 {
+    2000
+}
+
+/// `[card.sim]`: settings of a simulated card and the far ends it simulates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimCardConfig {
+    /// Seed of the simulator's random number generator.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Real-time or virtual clock.
+    #[serde(default)]
+    pub clock: SimClock,
+    /// How the simulated exchange signals far-end hang-up.
+    #[serde(default)]
+    pub co_disconnect: CoDisconnect,
+    /// Delay before the simulated far end answers an outgoing call, in ms.
+    #[serde(default = "default_co_answer_delay_ms")]
+    pub co_answer_delay_ms: u32,
+    /// Whether the simulated exchange reverses polarity on answer.
+    #[serde(default)]
+    pub co_answer_polarity: bool,
+}
+
+impl Default for SimCardConfig {
+    fn default() -> Self {
+        SimCardConfig {
+            seed: default_seed(),
+            clock: SimClock::default(),
+            co_disconnect: CoDisconnect::default(),
+            co_answer_delay_ms: default_co_answer_delay_ms(),
+            co_answer_polarity: false,
+        }
+    }
+}
+
+/// E1 frame format setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanFraming {
+    /// Common channel signalling (ISDN PRI).
+    #[default]
+    Ccs,
+    /// Channel associated signalling (MFC/R2).
+    Cas,
+}
+
+/// E1 line code setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanLineCode {
+    /// HDB3 (the E1 norm).
+    #[default]
+    Hdb3,
+    /// Alternate mark inversion.
+    Ami,
+}
+
+fn default_timing_priority() -> u8 {
+    1
+}
+
+/// `[[span]]`: line settings of one E1 span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpanSettings {
+    /// Name of the card the span is on.
+    pub card: String,
+    /// Span number on the card, from 1.
+    pub span: u32,
+    /// Frame format.
+    #[serde(default)]
+    pub framing: SpanFraming,
+    /// Line code.
+    #[serde(default)]
+    pub line_code: SpanLineCode,
+    /// CRC-4 multiframe.
+    #[serde(default = "default_true")]
+    pub crc4: bool,
+    /// Timing source priority: 0 = never, 1 = first choice, 2 = second, ...
+    #[serde(default = "default_timing_priority")]
+    pub timing_priority: u8,
+}
+
+impl SpanSettings {
+    /// The HAL span configuration these settings describe.
+    pub fn to_hal(&self) -> SpanConfig {
+        SpanConfig {
+            framing: match self.framing {
+                SpanFraming::Ccs => Framing::Ccs,
+                SpanFraming::Cas => Framing::Cas,
+            },
+            line_code: match self.line_code {
+                SpanLineCode::Hdb3 => LineCode::Hdb3,
+                SpanLineCode::Ami => LineCode::Ami,
+            },
+            crc4: self.crc4,
+            timing_priority: self.timing_priority,
+            line_build_out: 0,
+        }
+    }
+}
+
+fn default_flash_min_ms() -> u32 {
+    80
+}
+fn default_flash_max_ms() -> u32 {
+    600
+}
+fn default_fxo_ring_min_ms() -> u32 {
+    100
+}
+fn default_fxo_ring_gap_timeout_ms() -> u32 {
+    6000
+}
+
+/// `[analog]`: loop-start timing for FXS and FXO ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalogConfig {
+    /// Shortest on-hook that counts as a hook flash (shorter is a bounce), ms.
+    #[serde(default = "default_flash_min_ms")]
+    pub flash_min_ms: u32,
+    /// Longest on-hook that counts as a hook flash (longer is a hang-up), ms.
+    #[serde(default = "default_flash_max_ms")]
+    pub flash_max_ms: u32,
+    /// Shortest ring burst an FXO port accepts as ringing, ms.
+    #[serde(default = "default_fxo_ring_min_ms")]
+    pub fxo_ring_min_ms: u32,
+    /// Silence after a ring burst after which an unanswered incoming call is over, ms.
+    #[serde(default = "default_fxo_ring_gap_timeout_ms")]
+    pub fxo_ring_gap_timeout_ms: u32,
+    /// Treat a polarity reversal on an FXO line as the far end answering.
+    #[serde(default)]
+    pub fxo_answer_on_polarity: bool,
+    /// Treat a polarity reversal on an FXO line as the far end hanging up.
+    #[serde(default = "default_true")]
+    pub fxo_hangup_on_polarity: bool,
+    /// Treat busy tone on an FXO line as the far end hanging up.
+    #[serde(default = "default_true")]
+    pub fxo_hangup_on_busy_tone: bool,
+}
+
+impl Default for AnalogConfig {
+    fn default() -> Self {
+        AnalogConfig {
+            flash_min_ms: default_flash_min_ms(),
+            flash_max_ms: default_flash_max_ms(),
+            fxo_ring_min_ms: default_fxo_ring_min_ms(),
+            fxo_ring_gap_timeout_ms: default_fxo_ring_gap_timeout_ms(),
+            fxo_answer_on_polarity: false,
+            fxo_hangup_on_polarity: true,
+            fxo_hangup_on_busy_tone: true,
+        }
+    }
+}
+
+/// `[[extension]]`: a phone on an FXS port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionConfig {
+    /// The number dialled to reach it (digits, `*`, `#`).
+    pub number: String,
+    /// The FXS port the phone is on (`card/fxsN`).
+    pub port: PortRef,
+    /// A display name (the agent or the room).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// How a hunt group picks members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HuntStrategy {
+    /// Always from the first member on.
+    #[default]
+    Linear,
+    /// Starting after the member that took the last call.
+    RoundRobin,
+    /// All free members at once.
+    RingAll,
+}
+
+fn default_ring_timeout_s() -> u32 {
+    20
+}
+
+/// `[[hunt_group]]`: a number that rings a list of extensions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HuntGroupConfig {
+    /// The number dialled to reach the group.
+    pub number: String,
+    /// A display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Extension numbers, in hunting order.
+    pub members: Vec<String>,
+    /// How members are picked.
+    #[serde(default)]
+    pub strategy: HuntStrategy,
+    /// Ring time per member (linear, round_robin) or in total (ring_all), seconds.
+    #[serde(default = "default_ring_timeout_s")]
+    pub ring_timeout_s: u32,
+}
+
+/// How a trunk group picks a free line for an outgoing call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrunkHunt {
+    /// The first free port in the listed order.
+    #[default]
+    Ascending,
+    /// The last free port in the listed order.
+    Descending,
+    /// The free port after the one used last.
+    RoundRobin,
+}
+
+/// `[[trunk_group]]`: lines to the exchange used together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkGroupConfig {
+    /// The group's name, used by routes.
+    pub name: String,
+    /// Its ports (`card/fxoN`, `card/spanN`).
+    pub ports: Vec<PortRef>,
+    /// How a free line is picked for outgoing calls.
+    #[serde(default)]
+    pub hunt: TrunkHunt,
+    /// Extension or hunt group number that incoming calls ring (none: incoming calls are refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<String>,
+}
+
+fn default_min_digits() -> u32 {
+    1
+}
+
+/// `[[route]]`: an outgoing dialplan entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Dialled digits that select this route.
+    pub prefix: String,
+    /// The trunk group the call goes out on.
+    pub trunk_group: String,
+    /// Number of leading digits removed before sending the number to the trunk.
+    #[serde(default)]
+    pub strip: u32,
+    /// Digits needed after the prefix before the call is placed.
+    #[serde(default = "default_min_digits")]
+    pub min_digits: u32,
+}
+
+fn default_first_digit_timeout_ms() -> u32 {
+    10_000
+}
+fn default_inter_digit_timeout_ms() -> u32 {
+    4_000
+}
+fn default_answer_timeout_s() -> u32 {
+    60
+}
+
+/// `[dialplan]`: digit collection and ring timers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialplanConfig {
+    /// Dial tone until the first digit, ms.
+    #[serde(default = "default_first_digit_timeout_ms")]
+    pub first_digit_timeout_ms: u32,
+    /// Longest pause between digits, ms.
+    #[serde(default = "default_inter_digit_timeout_ms")]
+    pub inter_digit_timeout_ms: u32,
+    /// Ring time before an unanswered call is given up, seconds.
+    #[serde(default = "default_answer_timeout_s")]
+    pub answer_timeout_s: u32,
+}
+
+impl Default for DialplanConfig {
+    fn default() -> Self {
+        DialplanConfig {
+            first_digit_timeout_ms: default_first_digit_timeout_ms(),
+            inter_digit_timeout_ms: default_inter_digit_timeout_ms(),
+            answer_timeout_s: default_answer_timeout_s(),
+        }
+    }
+}
+
+/// The kind of port a [`PortRef`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortKind {
+    /// An analog FXS port (a phone).
+    Fxs,
+    /// An analog FXO port (an exchange line).
+    Fxo,
+    /// An E1 span.
+    Span,
+}
+
+impl PortKind {
+    /// The word used in port references: `fxs`, `fxo`, `span`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortKind::Fxs => "fxs",
+            PortKind::Fxo => "fxo",
+            PortKind::Span => "span",
+        }
+    }
+}
+
+impl fmt::Display for PortKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reference to a port on a card, written `card/fxsN`, `card/fxoN` or `card/spanN` (N from 1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortRef {
+    /// Name of the card.
+    pub card: String,
+    /// Kind of port.
+    pub kind: PortKind,
+    /// Port number on the card, from 1.
+    pub index: u32,
+}
+
+/// Why a port reference could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid port {text:?}: {reason} (write card/fxsN, card/fxoN or card/spanN, e.g. \"sim0/fxs1\")")]
+pub struct PortRefError {
+    /// The text that was given.
+    pub text: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl FromStr for PortRef {
+    type Err = PortRefError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason| PortRefError { text: s.to_string(), reason };
+        let (card, port) = s.split_once('/').ok_or_else(|| err("no '/' between card and port"))?;
+        if card.is_empty() {
+            return Err(err("the card name is empty"));
+        }
+        let (kind, digits) = if let Some(d) = port.strip_prefix("fxs") {
+            (PortKind::Fxs, d)
+        } else if let Some(d) = port.strip_prefix("fxo") {
+            (PortKind::Fxo, d)
+        } else if let Some(d) = port.strip_prefix("span") {
+            (PortKind::Span, d)
+        } else {
+            return Err(err("the port kind must be fxs, fxo or span"));
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("the port number must be digits"));
+        }
+        let index: u32 = digits.parse().map_err(|_| err("the port number is too large"))?;
+        if index == 0 {
+            return Err(err("ports are numbered from 1"));
+        }
+        Ok(PortRef { card: card.to_string(), kind, index })
+    }
+}
+
+impl fmt::Display for PortRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}{}", self.card, self.kind, self.index)
+    }
+}
+
+impl Serialize for PortRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}

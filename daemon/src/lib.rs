@@ -1,0 +1,18 @@
+//! cardpbx daemon library: media engine, call control, configuration, control socket.
+#![deny(unsafe_code)]
+pub mod bench;
+pub mod config;
+pub mod ctl;
+pub mod demo;
+pub mod engine;
+pub mod pbx;
+pub mod runner;
+pub mod service;
+
+/// The serde name of a unit enum value (`fxs_loop_start`), for status output.
+pub fn json_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}

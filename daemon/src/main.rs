@@ -1,0 +1,63 @@
+//! The `cardpbx` binary: daemon, demo, benchmarks and the technician CLI.
+
+use cardpbx::ctl::cli::{
+    resolve_socket, run_client_command, run_config_check, BenchCmd, Cli, Command, ConfigCmd,
+    EXIT_FAILED,
+};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CARDPBX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match &cli.cmd {
+        Command::Daemon { config } => {
+            init_logging("info");
+            let cfg = cardpbx::config::Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            cardpbx::service::run(&cfg)?;
+            Ok(0)
+        }
+        Command::Demo { duration, json, config, seed } => {
+            init_logging("warn");
+            let summary = cardpbx::demo::run(config.as_deref(), *duration, *json, *seed)?;
+            if *json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                print!("{}", summary.render());
+            }
+            let ok = summary.audio_path_errors == 0 && summary.calls_failed == 0;
+            Ok(if ok { 0 } else { EXIT_FAILED })
+        }
+        Command::Config(ConfigCmd::Check { file }) => {
+            run_config_check(file, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+        Command::Bench(BenchCmd::Engine { channels, seconds, json }) => {
+            let report = cardpbx::bench::bench_engine(*channels, *seconds);
+            if *json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(0)
+        }
+        other => {
+            let socket = resolve_socket(cli.socket.as_deref());
+            run_client_command(other, &socket)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("cardpbx: error: {e:#}");
+            ExitCode::from(EXIT_FAILED as u8)
+        }
+    }
+}

@@ -1,0 +1,1007 @@
+//! Call control for analog extensions and trunks: the dialplan, hunt groups and trunk groups.
+//!
+//! [`Pbx`] is the control plane's state machine. It is fed the media engine's events
+//! ([`Pbx::handle_event`]) and timer expiries ([`Pbx::handle_timeout`]) with the card's tick as
+//! the time, and queues [`EngineCommand`]s that the runner drains into the engine
+//! ([`Pbx::pop_command`]). It owns no thread, socket or clock, so the same code runs on the
+//! real-time card and, stepped tick by tick, on the simulator's virtual clock.
+//!
+//! What it does: FXS phones go off-hook, hear dial tone, dial an extension, a hunt group or a
+//! trunk route (prefix); extensions ring with the plan's cadence and are bridged on answer;
+//! outgoing trunk calls seize an FXO line, dial the number in DTMF and cut the audio through;
+//! incoming trunk calls ring the trunk group's extension or hunt group and are answered on the
+//! line when someone picks up. What it does not do yet: features on hook flash (transfer, hold),
+//! queues, IVR, PRI and R2 trunks.
+
+mod dial;
+mod snapshot;
+
+use crate::config::model::{Config, HuntStrategy, PortKind, TrunkHunt};
+use crate::engine::api::{EngineCommand, EngineEvent, Source};
+use cardpbx_dsp::tone::{Segment, ToneSpec};
+use cardpbx_dsp::toneplan::{ProgressTone, TonePlan};
+use cardpbx_hal::{Alarms, CardInfo, ChannelId, HalCommand, HalEvent, SigKind, SpanId, Tick};
+use cardpbx_signalling::loopstart::{
+    FxoConfig, FxoEvent, FxoLine, FxoState, FxsConfig, FxsEvent, FxsLine, FxsState, RingCadence,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+pub use dial::DialResult;
+pub use snapshot::{CallInfo, PbxCounters, PortInfo};
+
+/// A call's number, unique for the life of the daemon.
+pub type CallId = u64;
+
+/// Ticks between an FXO seizure and the first DTMF digit sent (time for the exchange to
+/// give dial tone).
+const SEIZE_TO_DIAL_MS: u64 = 600;
+/// DTMF digits sent on trunks: tone and pause, in ms.
+const OUTDIAL_ON_MS: u32 = 80;
+const OUTDIAL_OFF_MS: u32 = 80;
+/// Level of each tone of a sent DTMF digit, dBm0.
+const OUTDIAL_LEVEL_DBM0: f32 = -8.0;
+
+/// Why the configuration cannot be turned into call control for this card.
+#[derive(Debug, thiserror::Error)]
+pub enum PbxError {
+    /// A port the configuration uses is not on the card, or has another signalling kind.
+    #[error("{port}: {problem}")]
+    Port {
+        /// The port as configured (`sim0/fxs9`).
+        port: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The tone plan name is unknown.
+    #[error("unknown tone plan {0:?} (known: cn, itu, eu)")]
+    TonePlan(String),
+    /// A timing value the line state machines refuse.
+    #[error("analog settings: {0}")]
+    Analog(String),
+}
+
+/// What kind of line a channel is, with its state machine.
+enum LineKind {
+    /// An extension's phone port.
+    Fxs { line: FxsLine, number: String },
+    /// A trunk line towards the exchange.
+    Fxo { line: FxoLine, group: usize },
+    /// Configured for nothing (or a kind this call control does not drive yet).
+    None,
+}
+
+struct Line {
+    kind: LineKind,
+    /// The port name in configuration terms (`sim0/fxs1`).
+    port: String,
+    /// The call the line takes part in.
+    call: Option<CallId>,
+    /// The far end cleared while this phone stayed off-hook: it hears busy tone until it
+    /// hangs up.
+    orphaned: bool,
+}
+
+/// How a call came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Extension to extension or hunt group.
+    Internal,
+    /// Extension out through a trunk group.
+    Outbound,
+    /// In from a trunk to an extension or hunt group.
+    Inbound,
+}
+
+/// Where a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// The caller hears dial tone or is dialling.
+    Dialing,
+    /// An extension (or several, for a hunt group) is ringing.
+    Ringing,
+    /// A trunk line is seized and the number is being sent.
+    Outdialing,
+    /// Both parties are connected.
+    Connected,
+    /// The caller hears busy or congestion tone and is expected to hang up.
+    Failed,
+}
+
+/// The timer a call is waiting on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallTimer {
+    /// No digit since dial tone: the caller gets congestion tone.
+    FirstDigit,
+    /// No further digit: the number is complete (or incomplete: congestion).
+    InterDigit,
+    /// Nobody answered in time.
+    RingNoAnswer,
+    /// The current hunt group member did not answer: ring the next one.
+    HuntNext,
+    /// The trunk line was seized: start sending digits.
+    StartOutdial,
+}
+
+/// A hunt in progress for a call to a hunt group.
+struct Hunt {
+    group: usize,
+    /// Members still to try, in order (linear and round robin).
+    queue: VecDeque<ChannelId>,
+}
+
+struct Call {
+    id: CallId,
+    direction: Direction,
+    state: CallState,
+    /// The originating leg (an FXS phone, or an FXO line for incoming calls).
+    a: ChannelId,
+    /// The answering leg once known (extension that answered, or seized trunk).
+    b: Option<ChannelId>,
+    /// Extensions being rung.
+    ringing: Vec<ChannelId>,
+    hunt: Option<Hunt>,
+    digits: String,
+    from: String,
+    to: String,
+    started: Tick,
+    answered: Option<Tick>,
+    timer: Option<(Tick, CallTimer)>,
+    /// Digits still to send on the seized trunk.
+    outdial: VecDeque<char>,
+}
+
+struct HuntGroup {
+    number: String,
+    members: Vec<String>,
+    strategy: HuntStrategy,
+    ring_timeout_ms: u64,
+    /// Round robin: index of the member to start with next time.
+    next: usize,
+}
+
+struct TrunkGroup {
+    name: String,
+    lines: Vec<ChannelId>,
+    hunt: TrunkHunt,
+    incoming: Option<String>,
+    next: usize,
+}
+
+struct Route {
+    prefix: String,
+    group: usize,
+    strip: usize,
+    min_digits: usize,
+}
+
+/// The call control state machine. See the module documentation.
+pub struct Pbx {
+    card: CardInfo,
+    plan: TonePlan,
+    lines: Vec<Line>,
+    extensions: HashMap<String, ChannelId>,
+    extension_names: HashMap<String, String>,
+    hunt_groups: Vec<HuntGroup>,
+    trunk_groups: Vec<TrunkGroup>,
+    routes: Vec<Route>,
+    first_digit_ms: u64,
+    inter_digit_ms: u64,
+    answer_timeout_ms: u64,
+    calls: BTreeMap<CallId, Call>,
+    next_call: CallId,
+    commands: VecDeque<EngineCommand>,
+    counters: PbxCounters,
+    now: Tick,
+    /// What each channel was last told to transmit, and whether its DTMF detector is on
+    /// (a mirror of the engine's matrix for `show` commands).
+    sources: Vec<(Source, bool)>,
+    spans: BTreeMap<SpanId, SpanState>,
+}
+
+/// A span's settings and alarms as call control knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanState {
+    /// Frame format (`ccs`, `cas`).
+    pub framing: String,
+    /// Line code (`hdb3`, `ami`).
+    pub line_code: String,
+    /// CRC-4 on.
+    pub crc4: bool,
+    /// Alarms last reported by the card.
+    pub alarms: Alarms,
+}
+
+impl Pbx {
+    /// Call control for the card described by `card` (the card named `card_name` in `cfg`).
+    ///
+    /// # Errors
+    /// When a configured port is missing on the card or has the wrong signalling kind, the tone
+    /// plan is unknown, or the analog timing is refused by the line state machines.
+    pub fn new(cfg: &Config, card_name: &str, card: CardInfo) -> Result<Pbx, PbxError> {
+        let plan = TonePlan::by_name(&cfg.system.tone_plan)
+            .ok_or_else(|| PbxError::TonePlan(cfg.system.tone_plan.clone()))?;
+        let cadence = RingCadence::new(plan.ring_cadence_ms())
+            .map_err(|e| PbxError::Analog(format!("ring cadence of tone plan: {e}")))?;
+        let a = &cfg.analog;
+        let fxs_cfg = FxsConfig {
+            flash_min_ms: a.flash_min_ms,
+            flash_max_ms: a.flash_max_ms,
+            ring_cadence: cadence,
+        };
+        let fxo_cfg = FxoConfig {
+            ring_min_ms: a.fxo_ring_min_ms,
+            ring_gap_timeout_ms: a.fxo_ring_gap_timeout_ms,
+            answer_on_polarity: a.fxo_answer_on_polarity,
+            hangup_on_polarity: a.fxo_hangup_on_polarity,
+            ..FxoConfig::default()
+        };
+        let mut lines: Vec<Line> = card
+            .channels
+            .iter()
+            .map(|c| Line {
+                kind: LineKind::None,
+                port: c.name.clone(),
+                call: None,
+                orphaned: false,
+            })
+            .collect();
+        let find = |kind: PortKind, index: u32| -> Option<ChannelId> {
+            let (sig, prefix) = match kind {
+                PortKind::Fxs => (SigKind::FxsLoopStart, "fxs"),
+                PortKind::Fxo => (SigKind::FxoLoopStart, "fxo"),
+                PortKind::Span => return None,
+            };
+            let name = format!("{prefix}{index}");
+            card.channels.iter().find(|c| c.sig == sig && c.name == name).map(|c| c.id)
+        };
+        let mut extensions = HashMap::new();
+        let mut extension_names = HashMap::new();
+        for e in &cfg.extensions {
+            if e.port.card != card_name {
+                continue;
+            }
+            let chan = find(e.port.kind, e.port.index).ok_or_else(|| PbxError::Port {
+                port: e.port.to_string(),
+                problem: format!("extension {}: no such FXS port on the card", e.number),
+            })?;
+            let l = &mut lines[chan.index()];
+            l.kind = LineKind::Fxs { line: FxsLine::new(chan, fxs_cfg), number: e.number.clone() };
+            l.port = e.port.to_string();
+            extensions.insert(e.number.clone(), chan);
+            if let Some(n) = &e.name {
+                extension_names.insert(e.number.clone(), n.clone());
+            }
+        }
+        let mut trunk_groups = Vec::new();
+        for (gi, g) in cfg.trunk_groups.iter().enumerate() {
+            let mut chans = Vec::new();
+            for p in &g.ports {
+                if p.card != card_name {
+                    continue;
+                }
+                let chan = find(p.kind, p.index).ok_or_else(|| PbxError::Port {
+                    port: p.to_string(),
+                    problem: format!("trunk group {}: no such FXO port on the card", g.name),
+                })?;
+                let l = &mut lines[chan.index()];
+                l.kind = LineKind::Fxo { line: FxoLine::new(chan, fxo_cfg), group: gi };
+                l.port = p.to_string();
+                chans.push(chan);
+            }
+            trunk_groups.push(TrunkGroup {
+                name: g.name.clone(),
+                lines: chans,
+                hunt: g.hunt,
+                incoming: g.incoming.clone(),
+                next: 0,
+            });
+        }
+        let hunt_groups = cfg
+            .hunt_groups
+            .iter()
+            .map(|h| HuntGroup {
+                number: h.number.clone(),
+                members: h.members.clone(),
+                strategy: h.strategy,
+                ring_timeout_ms: u64::from(h.ring_timeout_s) * 1000,
+                next: 0,
+            })
+            .collect();
+        let routes = cfg
+            .routes
+            .iter()
+            .filter_map(|r| {
+                let group = cfg.trunk_groups.iter().position(|g| g.name == r.trunk_group)?;
+                Some(Route {
+                    prefix: r.prefix.clone(),
+                    group,
+                    strip: r.strip as usize,
+                    min_digits: r.min_digits as usize,
+                })
+            })
+            .collect();
+        let mut spans = BTreeMap::new();
+        for si in &card.spans {
+            let set = cfg.spans.iter().find(|s| s.card == card_name && s.span == si.id.0);
+            let state = match set {
+                Some(s) => SpanState {
+                    framing: crate::json_name(&s.framing),
+                    line_code: crate::json_name(&s.line_code),
+                    crc4: s.crc4,
+                    alarms: Alarms::NONE,
+                },
+                None => SpanState {
+                    framing: "ccs".into(),
+                    line_code: "hdb3".into(),
+                    crc4: true,
+                    alarms: Alarms::NONE,
+                },
+            };
+            spans.insert(si.id, state);
+        }
+        let sources = vec![(Source::Silence, false); card.channels.len()];
+        Ok(Pbx {
+            sources,
+            spans,
+            card,
+            plan,
+            lines,
+            extensions,
+            extension_names,
+            hunt_groups,
+            trunk_groups,
+            routes,
+            first_digit_ms: u64::from(cfg.dialplan.first_digit_timeout_ms),
+            inter_digit_ms: u64::from(cfg.dialplan.inter_digit_timeout_ms),
+            answer_timeout_ms: u64::from(cfg.dialplan.answer_timeout_s) * 1000,
+            calls: BTreeMap::new(),
+            next_call: 1,
+            commands: VecDeque::with_capacity(256),
+            counters: PbxCounters::default(),
+            now: 0,
+        })
+    }
+
+    /// The card this call control drives.
+    pub fn card(&self) -> &CardInfo {
+        &self.card
+    }
+
+    /// The next command for the media engine, if any.
+    pub fn pop_command(&mut self) -> Option<EngineCommand> {
+        self.commands.pop_front()
+    }
+
+    /// Put back a command the engine's ring had no room for; it goes first next time.
+    pub fn unpop_command(&mut self, cmd: EngineCommand) {
+        self.commands.push_front(cmd);
+    }
+
+    /// Feed one event from the media engine.
+    pub fn handle_event(&mut self, now: Tick, ev: EngineEvent) {
+        self.advance(now);
+        match ev {
+            EngineEvent::Hal(_, hal) => self.handle_hal(hal),
+            EngineEvent::Digit { chan, digit, .. } => self.on_digit(chan, digit),
+            EngineEvent::PlayDone(chan, _) => self.on_play_done(chan),
+            EngineEvent::CommandFailed(chan, _) => {
+                tracing::warn!(%chan, "card command failed; clearing the call on this channel");
+                self.counters.card_errors += 1;
+                self.leg_gone(chan);
+            }
+            EngineEvent::Heartbeat(_) => {}
+        }
+        self.collect();
+    }
+
+    /// The earliest tick at which [`handle_timeout`](Self::handle_timeout) has work to do.
+    pub fn poll_timeout(&self) -> Option<Tick> {
+        let calls = self.calls.values().filter_map(|c| c.timer.map(|(t, _)| t));
+        let lines = self.lines.iter().filter_map(|l| match &l.kind {
+            LineKind::Fxs { line, .. } => line.poll_timeout(),
+            LineKind::Fxo { line, .. } => line.poll_timeout(),
+            LineKind::None => None,
+        });
+        calls.chain(lines).min()
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Tick) {
+        self.advance(now);
+        for l in &mut self.lines {
+            match &mut l.kind {
+                LineKind::Fxs { line, .. } => line.handle_timeout(now),
+                LineKind::Fxo { line, .. } => line.handle_timeout(now),
+                LineKind::None => {}
+            }
+        }
+        let due: Vec<(CallId, CallTimer)> = self
+            .calls
+            .values()
+            .filter_map(|c| c.timer.filter(|(t, _)| *t <= now).map(|(_, k)| (c.id, k)))
+            .collect();
+        for (id, kind) in due {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.timer = None;
+            }
+            self.on_call_timer(id, kind);
+        }
+        self.collect();
+    }
+
+    fn advance(&mut self, now: Tick) {
+        self.now = self.now.max(now);
+    }
+
+    fn cmd(&mut self, c: EngineCommand) {
+        match c {
+            EngineCommand::SetSource(ch, src) => {
+                if let Some(m) = self.sources.get_mut(ch.index()) {
+                    m.0 = src;
+                }
+            }
+            EngineCommand::DetectDtmf(ch, on) => {
+                if let Some(m) = self.sources.get_mut(ch.index()) {
+                    m.1 = on;
+                }
+            }
+            _ => {}
+        }
+        self.commands.push_back(c);
+    }
+
+    fn set_source(&mut self, chan: ChannelId, s: Source) {
+        self.cmd(EngineCommand::SetSource(chan, s));
+    }
+
+    fn tone(&mut self, chan: ChannelId, t: ProgressTone) {
+        let spec = self.plan.tone(t);
+        self.set_source(chan, Source::Tone(spec));
+    }
+
+    fn handle_hal(&mut self, ev: HalEvent) {
+        let Some(chan) = ev.channel() else {
+            match ev {
+                HalEvent::Alarm(span, alarms) => {
+                    tracing::warn!(%span, %alarms, "span alarm");
+                    if let Some(st) = self.spans.get_mut(&span) {
+                        st.alarms = alarms;
+                    }
+                }
+                HalEvent::CardGone => {
+                    tracing::error!("the card is gone: clearing every call");
+                    let chans: Vec<ChannelId> = self.card.channels.iter().map(|c| c.id).collect();
+                    for c in chans {
+                        self.leg_gone(c);
+                    }
+                }
+                _ => {}
+            }
+            return;
+        };
+        let now = self.now;
+        let Some(l) = self.lines.get_mut(chan.index()) else { return };
+        match &mut l.kind {
+            LineKind::Fxs { line, .. } => line.handle_hal(now, &ev),
+            LineKind::Fxo { line, .. } => line.handle_hal(now, &ev),
+            LineKind::None => {}
+        }
+    }
+
+    /// Drain what the line state machines want done, until nothing is left.
+    fn collect(&mut self) {
+        loop {
+            let mut progressed = false;
+            for i in 0..self.lines.len() {
+                let chan = ChannelId(i as u32);
+                let (cmd, ev) = match &mut self.lines[i].kind {
+                    LineKind::Fxs { line, .. } => (
+                        line.poll_command().map(|c| HalCommand::Fxs(chan, c)),
+                        line.poll_event().map(LineEvent::Fxs),
+                    ),
+                    LineKind::Fxo { line, .. } => (
+                        line.poll_command().map(|c| HalCommand::Fxo(chan, c)),
+                        line.poll_event().map(LineEvent::Fxo),
+                    ),
+                    LineKind::None => (None, None),
+                };
+                if let Some(c) = cmd {
+                    self.cmd(EngineCommand::Hal(c));
+                    progressed = true;
+                }
+                if let Some(e) = ev {
+                    match e {
+                        LineEvent::Fxs(e) => self.on_fxs(chan, e),
+                        LineEvent::Fxo(e) => self.on_fxo(chan, e),
+                    }
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn on_fxs(&mut self, chan: ChannelId, ev: FxsEvent) {
+        match ev {
+            FxsEvent::OffHook => self.originate(chan),
+            FxsEvent::Answered => self.answered(chan),
+            FxsEvent::Hangup => {
+                let l = &mut self.lines[chan.index()];
+                if l.orphaned {
+                    l.orphaned = false;
+                    self.set_source(chan, Source::Silence);
+                } else {
+                    self.leg_gone(chan);
+                }
+            }
+            FxsEvent::Flash => tracing::debug!(%chan, "hook flash (no flash features configured)"),
+            FxsEvent::FirstRingEnded => {}
+        }
+    }
+
+    fn on_fxo(&mut self, chan: ChannelId, ev: FxoEvent) {
+        match ev {
+            FxoEvent::Ringing => self.incoming(chan),
+            FxoEvent::RingingStopped => self.leg_gone(chan),
+            FxoEvent::FarEndAnswer => {
+                let now = self.now;
+                if let Some(id) = self.lines[chan.index()].call {
+                    if let Some(c) = self.calls.get_mut(&id) {
+                        c.answered.get_or_insert(now);
+                    }
+                }
+            }
+            FxoEvent::FarEndDisconnect { cause } => {
+                tracing::debug!(%chan, ?cause, "far end disconnected");
+                self.leg_gone(chan);
+            }
+            FxoEvent::RingEndedFirst | FxoEvent::PolarityReversalOnHook => {}
+        }
+    }
+
+    /// A phone went off-hook: give it dial tone and collect digits.
+    fn originate(&mut self, chan: ChannelId) {
+        if self.lines[chan.index()].call.is_some() {
+            return;
+        }
+        self.lines[chan.index()].orphaned = false;
+        let from = self.number_of(chan);
+        let id = self.new_call(Direction::Internal, chan, from);
+        let due = self.now + self.first_digit_ms;
+        self.calls.get_mut(&id).expect("new call").timer = Some((due, CallTimer::FirstDigit));
+        self.tone(chan, ProgressTone::Dial);
+        self.cmd(EngineCommand::DetectDtmf(chan, true));
+    }
+
+    fn new_call(&mut self, direction: Direction, a: ChannelId, from: String) -> CallId {
+        let id = self.next_call;
+        self.next_call += 1;
+        self.counters.calls_total += 1;
+        self.calls.insert(
+            id,
+            Call {
+                id,
+                direction,
+                state: CallState::Dialing,
+                a,
+                b: None,
+                ringing: Vec::new(),
+                hunt: None,
+                digits: String::new(),
+                from,
+                to: String::new(),
+                started: self.now,
+                answered: None,
+                timer: None,
+                outdial: VecDeque::new(),
+            },
+        );
+        self.lines[a.index()].call = Some(id);
+        id
+    }
+
+    fn number_of(&self, chan: ChannelId) -> String {
+        match &self.lines[chan.index()].kind {
+            LineKind::Fxs { number, .. } => number.clone(),
+            _ => self.lines[chan.index()].port.clone(),
+        }
+    }
+
+    fn on_digit(&mut self, chan: ChannelId, digit: char) {
+        let Some(id) = self.lines[chan.index()].call else { return };
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        if c.state != CallState::Dialing || c.a != chan {
+            return;
+        }
+        if c.digits.is_empty() {
+            self.set_source(chan, Source::Silence);
+        }
+        let c = self.calls.get_mut(&id).expect("call exists");
+        c.digits.push(digit);
+        c.timer = Some((self.now + self.inter_digit_ms, CallTimer::InterDigit));
+        let digits = c.digits.clone();
+        self.dial(id, &digits, false);
+    }
+
+    /// Act on the digits collected so far; `complete` when no more will come.
+    fn dial(&mut self, id: CallId, digits: &str, complete: bool) {
+        match dial::analyse(self, digits, complete) {
+            DialResult::Extension(chan) => {
+                self.set_to(id, digits);
+                self.ring_extension(id, chan);
+            }
+            DialResult::HuntGroup(g) => {
+                self.set_to(id, digits);
+                self.start_hunt(id, g);
+            }
+            DialResult::Route { route, number } => {
+                self.set_to(id, digits);
+                self.outbound(id, route, number);
+            }
+            DialResult::Incomplete => {}
+            DialResult::Unknown => {
+                self.set_to(id, digits);
+                self.fail(id, ProgressTone::Congestion, "unknown number");
+            }
+        }
+    }
+
+    fn set_to(&mut self, id: CallId, digits: &str) {
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.to = digits.to_string();
+        }
+    }
+
+    /// The caller hears `tone` until it hangs up.
+    fn fail(&mut self, id: CallId, tone: ProgressTone, why: &str) {
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        tracing::debug!(call = id, to = %c.to, why, "call failed");
+        c.state = CallState::Failed;
+        c.timer = None;
+        let a = c.a;
+        let ringing = std::mem::take(&mut c.ringing);
+        self.counters.calls_failed += 1;
+        self.stop_ringing(&ringing);
+        for r in ringing {
+            self.lines[r.index()].call = None;
+        }
+        self.cmd(EngineCommand::DetectDtmf(a, false));
+        // An incoming trunk call nobody takes stays unanswered: the exchange gives the caller
+        // its own tone, and the call ends when the ringing stops.
+        if matches!(self.lines[a.index()].kind, LineKind::Fxs { .. }) {
+            self.tone(a, tone);
+        }
+    }
+
+    fn stop_ringing(&mut self, chans: &[ChannelId]) {
+        let now = self.now;
+        for &r in chans {
+            if let LineKind::Fxs { line, .. } = &mut self.lines[r.index()].kind {
+                line.stop_ring(now);
+            }
+        }
+    }
+
+    /// Whether an extension's phone is free to ring.
+    fn extension_free(&self, chan: ChannelId) -> bool {
+        let l = &self.lines[chan.index()];
+        match &l.kind {
+            LineKind::Fxs { line, .. } => {
+                l.call.is_none() && !l.orphaned && line.state() == FxsState::Idle
+            }
+            _ => false,
+        }
+    }
+
+    fn ring_extension(&mut self, id: CallId, chan: ChannelId) {
+        if !self.extension_free(chan) {
+            self.counters.calls_busy += 1;
+            self.fail(id, ProgressTone::Busy, "extension busy");
+            return;
+        }
+        let due = self.now + self.answer_timeout_ms;
+        self.start_ringing(id, &[chan], (due, CallTimer::RingNoAnswer));
+    }
+
+    fn start_ringing(&mut self, id: CallId, chans: &[ChannelId], timer: (Tick, CallTimer)) {
+        let now = self.now;
+        let mut rung = Vec::new();
+        for &chan in chans {
+            if let LineKind::Fxs { line, .. } = &mut self.lines[chan.index()].kind {
+                if line.ring(now).is_ok() {
+                    self.lines[chan.index()].call = Some(id);
+                    rung.push(chan);
+                }
+            }
+        }
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        c.state = CallState::Ringing;
+        c.timer = Some(timer);
+        c.ringing.extend(rung);
+        let a = c.a;
+        self.cmd(EngineCommand::DetectDtmf(a, false));
+        if matches!(self.lines[a.index()].kind, LineKind::Fxs { .. }) {
+            self.tone(a, ProgressTone::Ringback);
+        }
+    }
+
+    fn start_hunt(&mut self, id: CallId, g: usize) {
+        let members: Vec<ChannelId> = self.hunt_groups[g]
+            .members
+            .iter()
+            .filter_map(|m| self.extensions.get(m).copied())
+            .collect();
+        let group = &mut self.hunt_groups[g];
+        let timeout = group.ring_timeout_ms;
+        let order: Vec<ChannelId> = match group.strategy {
+            HuntStrategy::Linear | HuntStrategy::RingAll => members,
+            HuntStrategy::RoundRobin => {
+                let n = members.len().max(1);
+                let start = group.next % n;
+                group.next = (start + 1) % n;
+                members.iter().cycle().skip(start).take(members.len()).copied().collect()
+            }
+        };
+        let free: Vec<ChannelId> = order.into_iter().filter(|c| self.extension_free(*c)).collect();
+        if free.is_empty() {
+            self.counters.calls_busy += 1;
+            self.fail(id, ProgressTone::Busy, "every hunt group member is busy");
+            return;
+        }
+        if self.hunt_groups[g].strategy == HuntStrategy::RingAll {
+            let due = self.now + timeout.min(self.answer_timeout_ms);
+            self.start_ringing(id, &free, (due, CallTimer::RingNoAnswer));
+            return;
+        }
+        let mut queue: VecDeque<ChannelId> = free.into();
+        let first = queue.pop_front().expect("not empty");
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.hunt = Some(Hunt { group: g, queue });
+        }
+        self.start_ringing(id, &[first], (self.now + timeout, CallTimer::HuntNext));
+    }
+
+    fn hunt_next(&mut self, id: CallId) {
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        let ringing = std::mem::take(&mut c.ringing);
+        let next = c.hunt.as_mut().and_then(|h| h.queue.pop_front().map(|m| (m, h.group)));
+        self.stop_ringing(&ringing);
+        for r in &ringing {
+            self.lines[r.index()].call = None;
+        }
+        let Some((mut m, g)) = next else {
+            self.fail(id, ProgressTone::Busy, "no hunt group member answered");
+            return;
+        };
+        // Skip members that became busy meanwhile.
+        loop {
+            if self.extension_free(m) {
+                let timeout = self.hunt_groups[g].ring_timeout_ms;
+                self.start_ringing(id, &[m], (self.now + timeout, CallTimer::HuntNext));
+                return;
+            }
+            let Some(c) = self.calls.get_mut(&id) else { return };
+            match c.hunt.as_mut().and_then(|h| h.queue.pop_front()) {
+                Some(n) => m = n,
+                None => {
+                    self.fail(id, ProgressTone::Busy, "no hunt group member answered");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// An extension that was ringing went off-hook.
+    fn answered(&mut self, chan: ChannelId) {
+        let Some(id) = self.lines[chan.index()].call else {
+            // Ringing stopped just as the phone was lifted: treat it as a new call.
+            self.originate(chan);
+            return;
+        };
+        let now = self.now;
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        if c.state != CallState::Ringing {
+            return;
+        }
+        let others: Vec<ChannelId> = c.ringing.iter().copied().filter(|r| *r != chan).collect();
+        c.ringing.clear();
+        c.b = Some(chan);
+        c.state = CallState::Connected;
+        c.answered = Some(now);
+        c.timer = None;
+        let a = c.a;
+        self.stop_ringing(&others);
+        for o in others {
+            self.lines[o.index()].call = None;
+        }
+        if let LineKind::Fxo { line, .. } = &mut self.lines[a.index()].kind {
+            if let Err(e) = line.answer(now) {
+                tracing::warn!(chan = %a, error = %e, "could not answer the trunk line");
+                self.leg_gone(a);
+                return;
+            }
+        }
+        self.bridge(a, chan);
+    }
+
+    fn bridge(&mut self, a: ChannelId, b: ChannelId) {
+        self.set_source(a, Source::Channel(b));
+        self.set_source(b, Source::Channel(a));
+    }
+
+    /// A trunk line rings: route the call to the trunk group's incoming target.
+    fn incoming(&mut self, chan: ChannelId) {
+        if self.lines[chan.index()].call.is_some() {
+            return;
+        }
+        let LineKind::Fxo { group, .. } = self.lines[chan.index()].kind else { return };
+        let target = self.trunk_groups[group].incoming.clone();
+        let from = self.lines[chan.index()].port.clone();
+        let id = self.new_call(Direction::Inbound, chan, from);
+        let Some(target) = target else {
+            self.set_to(id, "");
+            self.fail(id, ProgressTone::Congestion, "trunk group has no incoming target");
+            return;
+        };
+        self.set_to(id, &target);
+        self.dial(id, &target, true);
+    }
+
+    /// Seize a line of the route's trunk group and dial `number` on it.
+    fn outbound(&mut self, id: CallId, route: usize, number: String) {
+        let g = self.routes[route].group;
+        let now = self.now;
+        let n = self.trunk_groups[g].lines.len();
+        let order: Vec<ChannelId> = {
+            let tg = &self.trunk_groups[g];
+            match tg.hunt {
+                TrunkHunt::Ascending => tg.lines.clone(),
+                TrunkHunt::Descending => tg.lines.iter().rev().copied().collect(),
+                TrunkHunt::RoundRobin => {
+                    tg.lines.iter().cycle().skip(tg.next % n.max(1)).take(n).copied().collect()
+                }
+            }
+        };
+        let mut seized = None;
+        for chan in order {
+            let l = &mut self.lines[chan.index()];
+            if l.call.is_some() {
+                continue;
+            }
+            if let LineKind::Fxo { line, .. } = &mut l.kind {
+                if line.state() == FxoState::Idle && line.seize(now).is_ok() {
+                    seized = Some(chan);
+                    break;
+                }
+            }
+        }
+        let Some(trunk) = seized else {
+            self.counters.calls_congested += 1;
+            self.fail(id, ProgressTone::Congestion, "no free line in the trunk group");
+            return;
+        };
+        if let Some(pos) = self.trunk_groups[g].lines.iter().position(|c| *c == trunk) {
+            self.trunk_groups[g].next = pos + 1;
+        }
+        self.lines[trunk.index()].call = Some(id);
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        c.direction = Direction::Outbound;
+        c.state = CallState::Outdialing;
+        c.b = Some(trunk);
+        c.outdial = number.chars().collect();
+        c.timer = Some((now + SEIZE_TO_DIAL_MS, CallTimer::StartOutdial));
+        let a = c.a;
+        self.cmd(EngineCommand::DetectDtmf(a, false));
+        self.set_source(a, Source::Silence);
+    }
+
+    /// Send the next digits (up to four per tone) on the seized trunk, or cut through.
+    fn send_next_digits(&mut self, id: CallId) {
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        let Some(trunk) = c.b else { return };
+        if c.outdial.is_empty() {
+            c.state = CallState::Connected;
+            let a = c.a;
+            let answer_on_polarity = match &self.lines[trunk.index()].kind {
+                LineKind::Fxo { line, .. } => line.config().answer_on_polarity,
+                _ => false,
+            };
+            if !answer_on_polarity {
+                c.answered = Some(self.now);
+            }
+            self.bridge(a, trunk);
+            return;
+        }
+        let mut segs = [Segment::default(); 8];
+        let mut n = 0;
+        while n < 8 {
+            let Some(d) = c.outdial.pop_front() else { break };
+            let Some((lo, hi)) = cardpbx_dsp::dtmf::key_freqs(d) else { continue };
+            let freqs = [lo, hi];
+            segs[n] = Segment { ms: OUTDIAL_ON_MS, freqs, level_dbm0: OUTDIAL_LEVEL_DBM0 };
+            segs[n + 1] = Segment::silence(OUTDIAL_OFF_MS);
+            n += 2;
+        }
+        if n == 0 {
+            self.send_next_digits(id);
+            return;
+        }
+        let spec = ToneSpec::new(&segs[..n], false).expect("DTMF segments are valid");
+        self.set_source(trunk, Source::Tone(spec));
+    }
+
+    fn on_play_done(&mut self, chan: ChannelId) {
+        let Some(id) = self.lines[chan.index()].call else { return };
+        let Some(c) = self.calls.get(&id) else { return };
+        if c.state == CallState::Outdialing && c.b == Some(chan) {
+            self.send_next_digits(id);
+        }
+    }
+
+    fn on_call_timer(&mut self, id: CallId, kind: CallTimer) {
+        match kind {
+            CallTimer::FirstDigit => self.fail(id, ProgressTone::Congestion, "no digit dialled"),
+            CallTimer::InterDigit => {
+                let Some(c) = self.calls.get(&id) else { return };
+                if c.state == CallState::Dialing {
+                    let digits = c.digits.clone();
+                    self.dial(id, &digits, true);
+                }
+            }
+            CallTimer::RingNoAnswer => {
+                self.counters.calls_unanswered += 1;
+                self.fail(id, ProgressTone::Busy, "no answer");
+            }
+            CallTimer::HuntNext => self.hunt_next(id),
+            CallTimer::StartOutdial => self.send_next_digits(id),
+        }
+    }
+
+    /// A leg of a call went away (hang-up, far-end disconnect, card failure).
+    fn leg_gone(&mut self, chan: ChannelId) {
+        let Some(id) = self.lines[chan.index()].call else { return };
+        let Some(c) = self.calls.remove(&id) else {
+            self.lines[chan.index()].call = None;
+            return;
+        };
+        let now = self.now;
+        if c.state == CallState::Connected {
+            self.counters.calls_completed += 1;
+        }
+        let mut legs = vec![c.a];
+        legs.extend(c.b);
+        self.stop_ringing(&c.ringing);
+        legs.extend(c.ringing.iter().copied());
+        for leg in legs {
+            self.lines[leg.index()].call = None;
+            self.cmd(EngineCommand::DetectDtmf(leg, false));
+            let mut source = Source::Silence;
+            match &mut self.lines[leg.index()].kind {
+                LineKind::Fxo { line, .. } => {
+                    if line.state().is_off_hook() {
+                        line.release(now);
+                    }
+                }
+                LineKind::Fxs { line, .. } => {
+                    if leg != chan && line.state() == FxsState::OffHook {
+                        // The other party is still off-hook: busy tone until it hangs up.
+                        self.lines[leg.index()].orphaned = true;
+                        source = Source::Tone(self.plan.tone(ProgressTone::Busy));
+                    }
+                }
+                LineKind::None => {}
+            }
+            self.cmd(EngineCommand::SetSource(leg, source));
+        }
+        tracing::debug!(call = id, from = %c.from, to = %c.to, "call cleared");
+    }
+}
+
+enum LineEvent {
+    Fxs(FxsEvent),
+    Fxo(FxoEvent),
+}

@@ -1,0 +1,273 @@
+//! Running the media engine and call control together, on a virtual or a real clock.
+//!
+//! One design serves both (DESIGN.md "Determinism and time"): the engine runs ticks, its events
+//! go through the SPSC event ring to [`Pbx`], whose commands go back through the command ring.
+//!
+//! - [`Stepped`] runs both in the caller's thread, one tick at a time: after every tick the
+//!   control plane handles everything the tick produced and every timer that fell due, before
+//!   time moves on. With the simulator's virtual clock this is exact and repeatable, and an
+//!   hour of calls runs in seconds. Tests and `cardpbx bench` use it.
+//! - [`Realtime`] runs the engine on its own (SCHED_FIFO when allowed) thread paced by the
+//!   card, and call control on a control thread that follows the engine's tick count.
+
+use crate::config::model::Config;
+use crate::engine::api::EngineCommand;
+use crate::engine::{Engine, EngineConfig, EngineHandle, EngineStats};
+use crate::pbx::{Pbx, PbxError};
+use cardpbx_hal::{Card, CardInfo, Tick};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Move events from the engine to call control and commands back, at time `now`.
+///
+/// Commands the ring has no room for stay queued in the [`Pbx`] for the next round, so nothing
+/// is lost when the engine falls behind; the ring counts the overrun.
+fn pump(handle: &mut EngineHandle, pbx: &mut Pbx, now: Tick) {
+    while let Some(ev) = handle.poll_event() {
+        pbx.handle_event(now, ev);
+    }
+    if pbx.poll_timeout().is_some_and(|t| t <= now) {
+        pbx.handle_timeout(now);
+    }
+    while let Some(cmd) = pbx.pop_command() {
+        if let Err(full) = handle.send(cmd) {
+            pbx.unpop_command(full.0);
+            break;
+        }
+    }
+}
+
+/// Engine and call control stepped together in one thread.
+pub struct Stepped<C: Card> {
+    engine: Engine<C>,
+    handle: EngineHandle,
+    pbx: Pbx,
+}
+
+impl<C: Card> Stepped<C> {
+    /// Build the engine around `card` and call control from `cfg` for the card named
+    /// `card_name`.
+    ///
+    /// # Errors
+    /// When the configuration does not fit the card (see [`PbxError`]).
+    pub fn new(card: C, cfg: &Config, card_name: &str) -> Result<Self, PbxError> {
+        let info: CardInfo = card.info().clone();
+        let pbx = Pbx::new(cfg, card_name, info)?;
+        let (engine, handle) = Engine::new(card, EngineConfig::default());
+        Ok(Stepped { engine, handle, pbx })
+    }
+
+    /// Run one tick and let call control handle all it produced.
+    ///
+    /// # Errors
+    /// A card error from the tick (the card vanished, say).
+    pub fn step(&mut self) -> Result<(), cardpbx_hal::Error> {
+        self.engine.tick()?;
+        let now = self.engine.now();
+        pump(&mut self.handle, &mut self.pbx, now);
+        Ok(())
+    }
+
+    /// Run `ms` ticks.
+    ///
+    /// # Errors
+    /// As [`step`](Self::step).
+    pub fn run_ms(&mut self, ms: u64) -> Result<(), cardpbx_hal::Error> {
+        for _ in 0..ms {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Run until `done` says so, at most `max_ms` ticks; whether it did.
+    ///
+    /// # Errors
+    /// As [`step`](Self::step).
+    pub fn run_until(
+        &mut self,
+        max_ms: u64,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> Result<bool, cardpbx_hal::Error> {
+        for _ in 0..max_ms {
+            if done(self) {
+                return Ok(true);
+            }
+            self.step()?;
+        }
+        Ok(done(self))
+    }
+
+    /// The current tick.
+    pub fn now(&self) -> Tick {
+        self.engine.now()
+    }
+
+    /// The card (the simulator, in tests).
+    pub fn card(&self) -> &C {
+        self.engine.card()
+    }
+
+    /// The card, mutable: tests drive simulated phones and lines through it.
+    pub fn card_mut(&mut self) -> &mut C {
+        self.engine.card_mut()
+    }
+
+    /// Call control.
+    pub fn pbx(&self) -> &Pbx {
+        &self.pbx
+    }
+
+    /// The engine's statistics.
+    pub fn engine_stats(&self) -> Arc<EngineStats> {
+        self.handle.stats()
+    }
+
+    /// Send a command to the engine directly (tests, diagnostics).
+    ///
+    /// # Errors
+    /// When the command ring is full.
+    pub fn engine_command(&mut self, cmd: EngineCommand) -> Result<(), crate::engine::Full> {
+        self.handle.send(cmd)
+    }
+}
+
+/// A request the control thread serves between rounds (from the control socket, the demo).
+pub type ControlRequest = Box<dyn FnOnce(&Pbx, &EngineStats) + Send>;
+
+/// The engine on a real-time thread and call control on a control thread.
+pub struct Realtime {
+    stop: Arc<AtomicBool>,
+    engine_thread: Option<JoinHandle<Result<(), cardpbx_hal::Error>>>,
+    control_thread: Option<JoinHandle<()>>,
+    requests: crossbeam_channel::Sender<ControlRequest>,
+    stats: Arc<EngineStats>,
+    realtime: String,
+}
+
+impl Realtime {
+    /// Start the engine thread around `card` and the control thread with call control from
+    /// `cfg`. `rt_priority` is the SCHED_FIFO priority to ask for (`None`: do not try).
+    ///
+    /// # Errors
+    /// When the configuration does not fit the card, or a thread cannot be started.
+    pub fn start<C: Card + 'static>(
+        card: C,
+        cfg: &Config,
+        card_name: &str,
+        rt_priority: Option<i32>,
+    ) -> anyhow::Result<Self> {
+        let info = card.info().clone();
+        let mut pbx = Pbx::new(cfg, card_name, info)?;
+        let (engine, mut handle) = Engine::new(card, EngineConfig::default());
+        let stats = handle.stats();
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine_stop = stop.clone();
+        let (rt_tx, rt_rx) = crossbeam_channel::bounded(1);
+        let engine_thread =
+            std::thread::Builder::new().name("cardpbx-media".into()).spawn(move || {
+                let summary = match rt_priority {
+                    Some(prio) => {
+                        let report = crate::engine::rt::enter_realtime(prio);
+                        if report.all_ok() {
+                            tracing::info!("media thread: {}", report.summary());
+                        } else {
+                            tracing::warn!(
+                                "media thread runs without real-time guarantees: {}",
+                                report.summary()
+                            );
+                        }
+                        report.summary()
+                    }
+                    None => {
+                        "real-time scheduling not requested (system.realtime = false)".to_string()
+                    }
+                };
+                let _ = rt_tx.send(summary);
+                engine.run_until_stopped(engine_stop)
+            })?;
+        let realtime = rt_rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| "unknown (media thread did not report)".to_string());
+        let (tx, rx) = crossbeam_channel::unbounded::<ControlRequest>();
+        let control_stop = stop.clone();
+        let control_stats = stats.clone();
+        let control_thread =
+            std::thread::Builder::new().name("cardpbx-control".into()).spawn(move || {
+                while !control_stop.load(Ordering::Relaxed) {
+                    let now = control_stats.ticks.load(Ordering::Acquire);
+                    pump(&mut handle, &mut pbx, now);
+                    while let Ok(req) = rx.try_recv() {
+                        req(&pbx, &control_stats);
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })?;
+        Ok(Realtime {
+            stop,
+            engine_thread: Some(engine_thread),
+            control_thread: Some(control_thread),
+            requests: tx,
+            stats,
+            realtime,
+        })
+    }
+
+    /// Run `f` on the control thread with call control and the engine statistics, and return
+    /// its result; `None` when the control thread has stopped.
+    pub fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Pbx, &EngineStats) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let req: ControlRequest = Box::new(move |pbx, stats| {
+            let _ = tx.send(f(pbx, stats));
+        });
+        self.requests.send(req).ok()?;
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    /// The engine's statistics.
+    pub fn stats(&self) -> &Arc<EngineStats> {
+        &self.stats
+    }
+
+    /// How the media thread runs: the real-time report, or why it has none.
+    pub fn realtime(&self) -> &str {
+        &self.realtime
+    }
+
+    /// Whether the engine thread is still running.
+    pub fn is_running(&self) -> bool {
+        self.engine_thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stop both threads and wait for them.
+    ///
+    /// # Errors
+    /// The card error that stopped the engine, if one did.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> anyhow::Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.control_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.engine_thread.take() {
+            match t.join() {
+                Ok(r) => r?,
+                Err(_) => anyhow::bail!("the media engine thread panicked"),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Realtime {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

@@ -1,0 +1,344 @@
+//! The daemon: a configured card, the engine and call control on their threads, and the
+//! control socket that the CLI talks to.
+
+use crate::config::model::{CardConfig, CoDisconnect, Config, Driver, SimClock};
+use crate::ctl::proto::{
+    CallData, CardData, ChannelData, CtlData, CtlRequest, CtlResponse, EngineSummary, PingData,
+    PortData, SpanData, StatusData,
+};
+use crate::ctl::server::{CtlEnvelope, CtlServer};
+use crate::engine::EngineStats;
+use crate::json_name;
+use crate::runner::Realtime;
+use anyhow::Context;
+use cardpbx_hal::{CardInfo, SigKind, SpanId};
+use cardpbx_sim::{ClockMode, DisconnectSignal, SimCard, SimConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The simulator settings for a `driver = "sim"` card of the configuration.
+pub fn sim_config(cfg: &Config, card: &CardConfig, clock: Option<ClockMode>) -> SimConfig {
+    let s = card.sim_settings();
+    let mut sc = SimConfig {
+        name: card.name.clone(),
+        fxs_ports: card.fxs_ports,
+        fxo_ports: card.fxo_ports,
+        e1_spans: card.e1_spans,
+        law: cfg.system.law.to_hal(),
+        seed: s.seed,
+        clock: clock.unwrap_or(match s.clock {
+            SimClock::Realtime => ClockMode::RealTime,
+            SimClock::Virtual => ClockMode::Virtual,
+        }),
+        ..SimConfig::default()
+    };
+    sc.co.answer_delay_ms = s.co_answer_delay_ms;
+    sc.co.answer_polarity_reversal = s.co_answer_polarity;
+    sc.co.disconnect = match s.co_disconnect {
+        CoDisconnect::Polarity => DisconnectSignal::PolarityReversal,
+        CoDisconnect::BusyTone => DisconnectSignal::BusyTone,
+        CoDisconnect::Both => DisconnectSignal::Both,
+    };
+    sc
+}
+
+/// The one card this daemon drives.
+///
+/// # Errors
+/// No card configured, more than one (not supported yet), or a driver this binary lacks.
+pub fn the_card(cfg: &Config) -> anyhow::Result<&CardConfig> {
+    match cfg.cards.as_slice() {
+        [] => anyhow::bail!(
+            "no [[card]] is configured: add one (driver = \"sim\" to try without hardware)"
+        ),
+        [c] => Ok(c),
+        [first, ..] => anyhow::bail!(
+            "{} cards are configured; this version drives one card per daemon (card {:?} first)",
+            cfg.cards.len(),
+            first.name
+        ),
+    }
+}
+
+/// Open the configured card as a simulator.
+///
+/// # Errors
+/// A driver that is not built into this binary, or a simulator configuration it refuses.
+pub fn open_sim_card(cfg: &Config, clock: Option<ClockMode>) -> anyhow::Result<SimCard> {
+    let card = the_card(cfg)?;
+    match card.driver {
+        Driver::Sim => {}
+        other => anyhow::bail!(
+            "card {:?}: driver {other} is not built into this binary (only \"sim\" is)",
+            card.name
+        ),
+    }
+    SimCard::new(sim_config(cfg, card, clock))
+        .map_err(|e| anyhow::anyhow!("card {:?}: {e}", card.name))
+}
+
+/// A running daemon.
+pub struct Daemon {
+    rt: Realtime,
+    info: CardInfo,
+    card_driver: String,
+    name: String,
+    started: Instant,
+    ctl: Option<CtlServer>,
+    requests: crossbeam_channel::Receiver<CtlEnvelope>,
+}
+
+impl Daemon {
+    /// Bind the control socket of `cfg` (creating its directory), before anything starts.
+    ///
+    /// # Errors
+    /// Another daemon answers on it, or it cannot be created (permissions).
+    pub fn bind_socket(cfg: &Config) -> anyhow::Result<CtlServer> {
+        let path = &cfg.system.control_socket;
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("creating the control socket's directory {}", dir.display())
+                })?;
+            }
+        }
+        CtlServer::bind(path).with_context(|| format!("control socket {}", path.display()))
+    }
+
+    /// Start the engine and call control on `card`, serving `ctl` if given.
+    ///
+    /// # Errors
+    /// The configuration does not fit the card, or a thread cannot start.
+    pub fn start(cfg: &Config, card: SimCard, ctl: Option<CtlServer>) -> anyhow::Result<Daemon> {
+        let card_cfg = the_card(cfg)?;
+        let info = cardpbx_hal::Card::info(&card).clone();
+        let prio = cfg.system.realtime.then_some(i32::from(cfg.system.rt_priority));
+        let rt = Realtime::start(card, cfg, &card_cfg.name, prio)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let ctl = match ctl {
+            Some(mut server) => {
+                server.serve(tx).context("starting the control socket server")?;
+                tracing::info!(socket = %server.path().display(), "control socket ready");
+                Some(server)
+            }
+            None => None,
+        };
+        Ok(Daemon {
+            rt,
+            info,
+            card_driver: card_cfg.driver.to_string(),
+            name: cfg.system.name.clone(),
+            started: Instant::now(),
+            ctl,
+            requests: rx,
+        })
+    }
+
+    /// The engine and call control threads.
+    pub fn runtime(&self) -> &Realtime {
+        &self.rt
+    }
+
+    /// Serve control-socket requests until `stop` is set or the engine stops.
+    pub fn serve(&self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) && self.rt.is_running() {
+            self.serve_once(Duration::from_millis(100));
+        }
+    }
+
+    /// Answer the control requests that arrive within `timeout`.
+    pub fn serve_once(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.requests.recv_timeout(left) {
+                Ok((req, reply)) => {
+                    let _ = reply.send(self.answer(req));
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => return,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(left);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answer one control request.
+    pub fn answer(&self, req: CtlRequest) -> CtlResponse {
+        let data = match req {
+            CtlRequest::Ping => {
+                CtlData::Ping(PingData { pong: true, version: env!("CARGO_PKG_VERSION").into() })
+            }
+            CtlRequest::Status => {
+                let name = self.name.clone();
+                let uptime = self.started.elapsed().as_secs_f64();
+                let realtime = self.rt.realtime().to_string();
+                match self.rt.query(move |pbx, stats| StatusData {
+                    name,
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    uptime_s: uptime,
+                    ticks: stats.ticks.load(Ordering::Relaxed),
+                    calls_active: pbx.active_calls() as u64,
+                    calls_total: pbx.counters().calls_total,
+                    engine: engine_summary(stats),
+                    realtime,
+                }) {
+                    Some(s) => CtlData::Status(s),
+                    None => return CtlResponse::Error("call control is not running".into()),
+                }
+            }
+            CtlRequest::Cards => CtlData::Cards(vec![CardData {
+                name: self.info.name.clone(),
+                driver: self.card_driver.clone(),
+                model: self.info.model.clone(),
+                fxs: self.count(SigKind::FxsLoopStart),
+                fxo: self.count(SigKind::FxoLoopStart),
+                spans: self.info.spans.len() as u32,
+            }]),
+            CtlRequest::Spans => {
+                let card = self.info.name.clone();
+                let spans: Vec<SpanId> = self.info.spans.iter().map(|s| s.id).collect();
+                match self.rt.query(move |pbx, _| {
+                    spans
+                        .iter()
+                        .map(|&id| {
+                            let st = pbx.span_state(id);
+                            SpanData {
+                                card: card.clone(),
+                                span: id.0,
+                                framing: st.framing,
+                                line_code: st.line_code,
+                                crc4: st.crc4,
+                                alarms: st.alarms.names().iter().map(|s| s.to_string()).collect(),
+                                slips: 0,
+                                crc4_errors: 0,
+                                bpv: 0,
+                                timing_source: false,
+                            }
+                        })
+                        .collect()
+                }) {
+                    Some(v) => CtlData::Spans(v),
+                    None => return CtlResponse::Error("call control is not running".into()),
+                }
+            }
+            CtlRequest::Ports => match self.rt.query(|pbx, _| pbx.ports()) {
+                Some(ports) => CtlData::Ports(
+                    ports
+                        .into_iter()
+                        .map(|p| PortData {
+                            kind: p.kind,
+                            port: p.port,
+                            state: p.state,
+                            extension: p.extension,
+                            trunk_group: p.trunk_group,
+                        })
+                        .collect(),
+                ),
+                None => return CtlResponse::Error("call control is not running".into()),
+            },
+            CtlRequest::Channels => {
+                let info = self.info.clone();
+                match self.rt.query(move |pbx, _| {
+                    info.channels
+                        .iter()
+                        .map(|c| {
+                            let (source, dtmf) = pbx.channel_source(c.id);
+                            ChannelData {
+                                card: info.name.clone(),
+                                chan: c.id.0,
+                                name: c.name.clone(),
+                                sig: json_name(&c.sig),
+                                law: json_name(&c.law),
+                                source,
+                                dtmf,
+                                recording: false,
+                            }
+                        })
+                        .collect()
+                }) {
+                    Some(v) => CtlData::Channels(v),
+                    None => return CtlResponse::Error("call control is not running".into()),
+                }
+            }
+            CtlRequest::Calls => match self.rt.query(|pbx, stats| {
+                let now = stats.ticks.load(Ordering::Relaxed);
+                pbx.calls()
+                    .into_iter()
+                    .map(|c| CallData {
+                        id: c.id,
+                        from: c.from,
+                        to: c.to,
+                        state: json_name(&c.state),
+                        a_port: c.a_port,
+                        b_port: c.b_port,
+                        started_tick: c.started,
+                        answered_tick: c.answered,
+                        duration_s: now.saturating_sub(c.started) as f64 / 1000.0,
+                    })
+                    .collect()
+            }) {
+                Some(v) => CtlData::Calls(v),
+                None => return CtlResponse::Error("call control is not running".into()),
+            },
+        };
+        CtlResponse::Ok(data)
+    }
+
+    fn count(&self, sig: SigKind) -> u32 {
+        self.info.channels.iter().filter(|c| c.sig == sig).count() as u32
+    }
+
+    /// Stop the control socket, then the threads.
+    ///
+    /// # Errors
+    /// The card error that stopped the engine, if any.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(ctl) = self.ctl.take() {
+            ctl.shutdown();
+        }
+        self.rt.stop()
+    }
+}
+
+/// The engine counters for `status`.
+pub fn engine_summary(stats: &EngineStats) -> EngineSummary {
+    let s = stats.snapshot();
+    EngineSummary {
+        ticks: s.ticks,
+        late_ticks: s.late_ticks,
+        max_tick_ns: s.max_work_ns,
+        cmd_overruns: s.command_overruns,
+        event_overruns: s.event_overruns,
+        p50_ns: s.work_p50_ns,
+        p99_ns: s.work_p99_ns,
+        p999_ns: s.work_p999_ns,
+    }
+}
+
+/// Run the daemon until SIGINT/SIGTERM.
+///
+/// # Errors
+/// A configuration or start-up failure.
+pub fn run(cfg: &Config) -> anyhow::Result<()> {
+    let ctl = Daemon::bind_socket(cfg)?;
+    let card = open_sim_card(cfg, None)?;
+    let daemon = Daemon::start(cfg, card, Some(ctl))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    install_stop_handler(stop.clone())?;
+    tracing::info!(name = %cfg.system.name, "cardpbx daemon running");
+    daemon.serve(&stop);
+    tracing::info!("stopping");
+    daemon.stop()
+}
+
+/// Set `stop` on SIGINT or SIGTERM.
+///
+/// # Errors
+/// When the handler cannot be installed.
+pub fn install_stop_handler(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
+        .context("installing the SIGINT/SIGTERM handler")
+}

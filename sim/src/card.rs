@@ -1,0 +1,610 @@
+//! [`SimCard`]: the software card behind the HAL traits.
+
+use crate::clock::{Clock, ClockStats};
+use crate::coline::SimCoLine;
+use crate::config::{ClockMode, SimConfig};
+use crate::events::EventQueue;
+use crate::extaudio::{ExtAudioStats, ExtBinding};
+use crate::phone::SimPhone;
+use crate::signature::{EndpointId, SignaturePlan, MAX_ENDPOINTS};
+use crate::traffic::{TrafficConfig, TrafficGen, TrafficStats};
+use cardpbx_dsp::g711;
+use cardpbx_hal::{
+    Alarms, Card, CardInfo, ChannelId, ChannelInfo, Chunk, ClockSource, Error, ErrorKind,
+    FxoCommand, FxsCommand, HalCommand, HalEvent, Law, MediaIo, Result, SigKind, SignallingIo,
+    SpanConfig, SpanControl, SpanCounters, SpanId, SpanInfo, SpanStatus, Tick, CHUNK_SAMPLES,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Timeslots per E1 span that carry a channel (1..=31; timeslot 0 is framing).
+pub const E1_TIMESLOTS: u8 = 31;
+/// The E1 timeslot of the D-channel.
+pub const DCHANNEL_TIMESLOT: u8 = 16;
+
+/// What sits behind a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Far {
+    Phone(usize),
+    CoLine(usize),
+    /// E1 timeslot: silent until E1 far ends exist (or an external peer is bound).
+    Timeslot,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SpanState {
+    config: Option<SpanConfig>,
+    alarms: Alarms,
+    counters: SpanCounters,
+}
+
+/// The software card: FXS ports with simulated phones, FXO ports on simulated central-office
+/// lines, and E1 spans, paced by a virtual or real-time clock.
+///
+/// Channel layout ([`ChannelId`] order): FXS ports 1..=n (`fxs1`..), then FXO ports 1..=m
+/// (`fxo1`..), then for each E1 span its timeslots 1..=31 (`span1/ts1`..; timeslot 16 is the
+/// D-channel, the others CCS bearers).
+///
+/// The far ends run inside [`MediaIo::exchange`], once per tick, in channel order; nothing
+/// random happens outside the seeded traffic generator, so the same configuration and the same
+/// calls give the same event trace.
+pub struct SimCard {
+    info: CardInfo,
+    law: g711::Law,
+    clock: Clock,
+    plan: SignaturePlan,
+    far: Vec<Far>,
+    phones: Vec<SimPhone>,
+    lines: Vec<SimCoLine>,
+    spans: Vec<SpanState>,
+    events: EventQueue,
+    ext: Vec<ExtBinding>,
+    traffic: Option<TrafficGen>,
+    traffic_stats: Arc<TrafficStats>,
+    seed: u64,
+    gone: bool,
+    gone_reported: bool,
+    hdlc_dropped: u64,
+    idle_tx: Vec<Chunk>,
+    idle_rx: Vec<Chunk>,
+}
+
+impl std::fmt::Debug for SimCard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCard")
+            .field("name", &self.info.name)
+            .field("channels", &self.far.len())
+            .field("now", &self.clock.now())
+            .finish_non_exhaustive()
+    }
+}
+
+fn dsp_law(law: Law) -> g711::Law {
+    match law {
+        Law::Alaw => g711::Law::Alaw,
+        Law::Ulaw => g711::Law::Ulaw,
+    }
+}
+
+fn gone() -> Error {
+    Error::new(ErrorKind::Gone, "simulated card was unplugged")
+}
+
+impl SimCard {
+    /// A card built from `cfg`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for more than [`MAX_ENDPOINTS`] analog ports or a ring
+    /// cadence that is empty, odd in length or has a zero time.
+    pub fn new(cfg: SimConfig) -> Result<Self> {
+        let bad = |m: String| Error::new(ErrorKind::InvalidArgument, m);
+        let plan = SignaturePlan::new(cfg.fxs_ports, cfg.fxo_ports).ok_or_else(|| {
+            bad(format!(
+                "sim card {}: {} FXS + {} FXO ports exceed the {} distinct audio signatures",
+                cfg.name, cfg.fxs_ports, cfg.fxo_ports, MAX_ENDPOINTS
+            ))
+        })?;
+        let cad = &cfg.co.ring_cadence_ms;
+        if cad.is_empty() || cad.len() & 1 == 1 || cad.contains(&0) {
+            return Err(bad(format!(
+                "sim card {}: co.ring_cadence_ms {cad:?} must be non-empty on/off pairs of non-zero ms",
+                cfg.name
+            )));
+        }
+        cardpbx_dsp::tone::init();
+        let law = dsp_law(cfg.law);
+        let mut channels = Vec::new();
+        let mut far = Vec::new();
+        let mut phones = Vec::new();
+        let mut lines = Vec::new();
+        let mut chan = |name: String, sig, span: Option<SpanId>, ts: Option<u8>, port| {
+            let id = ChannelId(channels.len() as u32);
+            channels.push(ChannelInfo { id, name, sig, law: cfg.law, span, timeslot: ts, port });
+            id
+        };
+        for p in 1..=cfg.fxs_ports {
+            let id = chan(format!("fxs{p}"), SigKind::FxsLoopStart, None, None, Some(p));
+            far.push(Far::Phone(phones.len()));
+            phones.push(SimPhone::new(p, id, law, cfg.phone, &plan));
+        }
+        for p in 1..=cfg.fxo_ports {
+            let id = chan(format!("fxo{p}"), SigKind::FxoLoopStart, None, None, Some(p));
+            far.push(Far::CoLine(lines.len()));
+            lines.push(SimCoLine::new(p, id, law, cfg.co.clone(), &plan));
+        }
+        let mut spans = Vec::new();
+        let mut span_infos = Vec::new();
+        for s in 1..=cfg.e1_spans {
+            for ts in 1..=E1_TIMESLOTS {
+                let sig =
+                    if ts == DCHANNEL_TIMESLOT { SigKind::DChannel } else { SigKind::CcsBearer };
+                chan(format!("span{s}/ts{ts}"), sig, Some(SpanId(s)), Some(ts), None);
+                far.push(Far::Timeslot);
+            }
+            span_infos.push(SpanInfo {
+                id: SpanId(s),
+                name: format!("{}/span{s}", cfg.name),
+                timeslots: 32,
+            });
+            spans.push(SpanState {
+                config: None,
+                alarms: Alarms::NOT_OPEN,
+                counters: SpanCounters::default(),
+            });
+        }
+        let n = channels.len();
+        let info = CardInfo {
+            name: cfg.name.clone(),
+            driver: "sim".into(),
+            model: format!(
+                "cardpbx simulator: {} FXS, {} FXO, {} E1",
+                cfg.fxs_ports, cfg.fxo_ports, cfg.e1_spans
+            ),
+            spans: span_infos,
+            channels,
+        };
+        Ok(SimCard {
+            info,
+            law,
+            clock: Clock::new(cfg.clock),
+            plan,
+            far,
+            phones,
+            lines,
+            spans,
+            events: EventQueue::with_capacity(4 * n + 64),
+            ext: Vec::new(),
+            traffic: None,
+            traffic_stats: Arc::new(TrafficStats::default()),
+            seed: cfg.seed,
+            gone: false,
+            gone_reported: false,
+            hdlc_dropped: 0,
+            idle_tx: vec![[law.silence(); CHUNK_SAMPLES]; n],
+            idle_rx: vec![[law.silence(); CHUNK_SAMPLES]; n],
+        })
+    }
+
+    /// The phone on FXS port `port` (1-based).
+    pub fn phone(&self, port: u32) -> Option<&SimPhone> {
+        self.phones.get((port as usize).wrapping_sub(1))
+    }
+
+    /// The phone on FXS port `port`, to act on it.
+    pub fn phone_mut(&mut self, port: u32) -> Option<&mut SimPhone> {
+        self.phones.get_mut((port as usize).wrapping_sub(1))
+    }
+
+    /// The CO line on FXO port `port` (1-based).
+    pub fn co_line(&self, port: u32) -> Option<&SimCoLine> {
+        self.lines.get((port as usize).wrapping_sub(1))
+    }
+
+    /// The CO line on FXO port `port`, to act on it.
+    pub fn co_line_mut(&mut self, port: u32) -> Option<&mut SimCoLine> {
+        self.lines.get_mut((port as usize).wrapping_sub(1))
+    }
+
+    /// All phones, in port order.
+    pub fn phones(&self) -> &[SimPhone] {
+        &self.phones
+    }
+
+    /// All CO lines, in port order.
+    pub fn co_lines(&self) -> &[SimCoLine] {
+        &self.lines
+    }
+
+    /// The channel of FXS port `port`.
+    pub fn fxs_channel(&self, port: u32) -> Option<ChannelId> {
+        self.phone(port).map(SimPhone::channel)
+    }
+
+    /// The channel of FXO port `port`.
+    pub fn fxo_channel(&self, port: u32) -> Option<ChannelId> {
+        self.co_line(port).map(SimCoLine::channel)
+    }
+
+    /// The channel of timeslot `ts` (1..=31) on E1 span `span` (1-based).
+    pub fn timeslot_channel(&self, span: u32, ts: u8) -> Option<ChannelId> {
+        if span == 0 || span as usize > self.spans.len() || !(1..=E1_TIMESLOTS).contains(&ts) {
+            return None;
+        }
+        let base = self.phones.len() + self.lines.len();
+        let idx = base + (span as usize - 1) * E1_TIMESLOTS as usize + (ts as usize - 1);
+        Some(ChannelId(idx as u32))
+    }
+
+    /// The channel an endpoint hangs on.
+    pub fn endpoint_channel(&self, id: EndpointId) -> Option<ChannelId> {
+        match id {
+            EndpointId::Phone(p) => self.fxs_channel(p),
+            EndpointId::CoLine(p) => self.fxo_channel(p),
+        }
+    }
+
+    /// The frequencies of an endpoint's audio signature.
+    pub fn signature_of(&self, id: EndpointId) -> [f32; 2] {
+        self.plan.signature(id)
+    }
+
+    /// The signature plan (to classify audio outside the card, as endpoints do).
+    pub fn signature_plan(&self) -> &SignaturePlan {
+        &self.plan
+    }
+
+    /// How well the real-time clock kept pace.
+    pub fn clock_stats(&self) -> ClockStats {
+        self.clock.stats()
+    }
+
+    /// The clock mode.
+    pub fn clock_mode(&self) -> ClockMode {
+        self.clock.mode()
+    }
+
+    /// Events dropped because the event queue was full (the caller polls too rarely).
+    pub fn events_dropped(&self) -> u64 {
+        self.events.dropped()
+    }
+
+    /// D-channel frames accepted and discarded (no E1 far end is simulated yet).
+    pub fn hdlc_frames_dropped(&self) -> u64 {
+        self.hdlc_dropped
+    }
+
+    /// One tick: [`wait_tick`](ClockSource::wait_tick) then [`exchange`](MediaIo::exchange).
+    ///
+    /// # Errors
+    /// As those two.
+    pub fn step(&mut self, tx: &[Chunk], rx: &mut [Chunk]) -> Result<Tick> {
+        let t = self.wait_tick()?;
+        self.exchange(tx, rx)?;
+        Ok(t)
+    }
+
+    /// Run `ticks` ticks with every channel of ours sending silence, handing each event to
+    /// `on_event` with the tick it was read on.
+    ///
+    /// # Errors
+    /// As [`step`](Self::step).
+    pub fn run_idle(&mut self, ticks: u64, mut on_event: impl FnMut(Tick, HalEvent)) -> Result<()> {
+        let mut tx = std::mem::take(&mut self.idle_tx);
+        let mut rx = std::mem::take(&mut self.idle_rx);
+        let mut res = Ok(());
+        for _ in 0..ticks {
+            match self.step(&tx, &mut rx) {
+                Ok(t) => {
+                    while let Some(ev) = self.poll_event() {
+                        on_event(t, ev);
+                    }
+                }
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+        }
+        tx.iter_mut().for_each(|c| *c = [self.law.silence(); CHUNK_SAMPLES]);
+        self.idle_tx = tx;
+        self.idle_rx = rx;
+        res
+    }
+
+    /// Fault injection: set a span's alarms and report them ([`HalEvent::Alarm`]).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for an unknown span, [`ErrorKind::Gone`] after unplug.
+    pub fn set_span_alarm(&mut self, span: SpanId, alarms: Alarms) -> Result<()> {
+        self.check_alive()?;
+        let st = self.span_mut(span)?;
+        if st.alarms != alarms {
+            st.alarms = alarms;
+            self.events.push(HalEvent::Alarm(span, alarms));
+        }
+        Ok(())
+    }
+
+    /// Fault injection: add to a span's error counters (slips, CRC-4 errors, ...).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for an unknown span, [`ErrorKind::Gone`] after unplug.
+    pub fn add_span_errors(&mut self, span: SpanId, add: SpanCounters) -> Result<()> {
+        self.check_alive()?;
+        let c = &mut self.span_mut(span)?.counters;
+        c.slips += add.slips;
+        c.crc4_errors += add.crc4_errors;
+        c.bipolar_violations += add.bipolar_violations;
+        c.frame_errors += add.frame_errors;
+        c.ebit_errors += add.ebit_errors;
+        Ok(())
+    }
+
+    /// Fault injection: the card vanishes. Every later call fails with [`ErrorKind::Gone`]
+    /// and [`HalEvent::CardGone`] is reported once after the pending events.
+    pub fn unplug(&mut self) {
+        self.gone = true;
+        self.ext.clear();
+    }
+
+    /// Whether [`unplug`](Self::unplug) was called.
+    pub fn is_gone(&self) -> bool {
+        self.gone
+    }
+
+    /// Make another program the far end of `chan`'s audio: what our side transmits on the
+    /// channel is written to `to_peer`, and what the peer writes to `from_peer` is what the
+    /// channel receives. Raw s16le 8 kHz PCM in lock-step 160-sample blocks; missing paths
+    /// are created as FIFOs. The channel's hook and ring signalling stay simulated.
+    ///
+    /// On the virtual clock each block waits for the peer (at most 30 s); on the real-time
+    /// clock a helper thread buffers, the tick never blocks, and missing blocks are silence.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for an unknown channel, [`ErrorKind::WrongSignalling`] for a
+    /// channel without audio, [`ErrorKind::Io`] when a FIFO cannot be created.
+    pub fn bind_external_audio(
+        &mut self,
+        chan: ChannelId,
+        to_peer: PathBuf,
+        from_peer: PathBuf,
+    ) -> Result<()> {
+        self.check_alive()?;
+        let info = self.channel_info(chan)?;
+        if !info.sig.carries_audio() {
+            return Err(Error::new(
+                ErrorKind::WrongSignalling,
+                format!("{}: {} carries no audio", self.info.name, info.name),
+            ));
+        }
+        self.ext.retain(|b| b.channel() != chan);
+        let realtime = self.clock.mode() == ClockMode::RealTime;
+        let b = ExtBinding::start(chan, self.law, realtime, to_peer, from_peer)?;
+        self.ext.push(b);
+        Ok(())
+    }
+
+    /// Stop the external peer on `chan` (its FIFOs see end of file). Returns false if none.
+    pub fn unbind_external_audio(&mut self, chan: ChannelId) -> bool {
+        let before = self.ext.len();
+        self.ext.retain(|b| b.channel() != chan);
+        self.ext.len() != before
+    }
+
+    /// Counters of the external peer bound to `chan`.
+    pub fn external_audio_stats(&self, chan: ChannelId) -> Option<ExtAudioStats> {
+        self.ext.iter().find(|b| b.channel() == chan).map(ExtBinding::stats)
+    }
+
+    /// Start the seeded traffic generator (replacing one already running).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when the configuration names ports the card lacks.
+    pub fn start_traffic(&mut self, cfg: TrafficConfig) -> Result<()> {
+        let gen = TrafficGen::new(
+            cfg,
+            self.seed,
+            self.phones.len(),
+            self.lines.len(),
+            self.traffic_stats.clone(),
+        )
+        .map_err(|m| Error::new(ErrorKind::InvalidArgument, format!("{}: {m}", self.info.name)))?;
+        self.traffic = Some(gen);
+        Ok(())
+    }
+
+    /// Stop generating new calls; calls in progress are left as they are.
+    pub fn stop_traffic(&mut self) {
+        self.traffic = None;
+    }
+
+    /// The traffic counters, shared with other threads (atomics).
+    pub fn traffic_stats(&self) -> Arc<TrafficStats> {
+        self.traffic_stats.clone()
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        if self.gone {
+            Err(gone())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn channel_info(&self, chan: ChannelId) -> Result<&ChannelInfo> {
+        self.info.channel(chan).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("{}: no channel {}", self.info.name, chan.0))
+        })
+    }
+
+    fn span_mut(&mut self, span: SpanId) -> Result<&mut SpanState> {
+        let name = &self.info.name;
+        let idx = (span.0 as usize).wrapping_sub(1);
+        self.spans
+            .get_mut(idx)
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{name}: no {span}")))
+    }
+
+    fn wrong(&self, chan: ChannelId, what: &str) -> Error {
+        let name = self.info.channel(chan).map_or("?", |c| c.name.as_str());
+        Error::new(
+            ErrorKind::WrongSignalling,
+            format!("{}: {what} does not apply to {name}", self.info.name),
+        )
+    }
+}
+
+impl ClockSource for SimCard {
+    fn wait_tick(&mut self) -> Result<Tick> {
+        self.check_alive()?;
+        Ok(self.clock.wait_tick())
+    }
+
+    fn now(&self) -> Tick {
+        self.clock.now()
+    }
+}
+
+impl MediaIo for SimCard {
+    fn channel_count(&self) -> usize {
+        self.far.len()
+    }
+
+    /// # Real-time
+    /// Per channel: one far-end step (constant work; the signature filters only for off-hook
+    /// endpoints); per bound external peer one block hand-over every 20 ticks; the traffic
+    /// generator's bounded step. No allocation.
+    fn exchange(&mut self, tx: &[Chunk], rx: &mut [Chunk]) -> Result<()> {
+        self.check_alive()?;
+        let n = self.far.len();
+        if tx.len() != n || rx.len() != n {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "{}: exchange needs {n} channels, got tx {} rx {}",
+                    self.info.name,
+                    tx.len(),
+                    rx.len()
+                ),
+            ));
+        }
+        let now = self.clock.now();
+        if let Some(gen) = self.traffic.as_mut() {
+            gen.step(now, &mut self.phones, &mut self.lines);
+        }
+        let silence = [self.law.silence(); CHUNK_SAMPLES];
+        for (i, far) in self.far.iter().enumerate() {
+            match *far {
+                Far::Phone(p) => {
+                    self.phones[p].tick(now, &self.plan, &tx[i], &mut rx[i], &mut self.events)
+                }
+                Far::CoLine(l) => {
+                    self.lines[l].tick(now, &self.plan, &tx[i], &mut rx[i], &mut self.events)
+                }
+                Far::Timeslot => rx[i] = silence,
+            }
+        }
+        for b in &mut self.ext {
+            b.exchange(tx, rx);
+        }
+        Ok(())
+    }
+}
+
+impl SignallingIo for SimCard {
+    fn poll_event(&mut self) -> Option<HalEvent> {
+        if let Some(ev) = self.events.pop() {
+            return Some(ev);
+        }
+        if self.gone && !self.gone_reported {
+            self.gone_reported = true;
+            return Some(HalEvent::CardGone);
+        }
+        None
+    }
+
+    fn command(&mut self, cmd: HalCommand) -> Result<()> {
+        self.check_alive()?;
+        match cmd {
+            HalCommand::Fxs(ch, c) => {
+                self.channel_info(ch)?;
+                let Far::Phone(p) = self.far[ch.index()] else {
+                    return Err(self.wrong(ch, "an FXS command"));
+                };
+                let phone = &mut self.phones[p];
+                match c {
+                    FxsCommand::RingOn => phone.ring(true),
+                    FxsCommand::RingOff => phone.ring(false),
+                    FxsCommand::SetPolarity(_) | FxsCommand::OpenLoop(_) => phone.line_signal(),
+                }
+            }
+            HalCommand::Fxo(ch, c) => {
+                self.channel_info(ch)?;
+                let Far::CoLine(l) = self.far[ch.index()] else {
+                    return Err(self.wrong(ch, "an FXO command"));
+                };
+                let line = &mut self.lines[l];
+                match c {
+                    FxoCommand::OffHook => line.set_hook(true),
+                    FxoCommand::OnHook => line.set_hook(false),
+                    FxoCommand::Flash(ms) => line.flash(ms),
+                }
+            }
+            HalCommand::SetCas(ch, _) => {
+                self.channel_info(ch)?;
+                return Err(self.wrong(ch, "CAS bits"));
+            }
+            HalCommand::SendHdlc(ch, _) => {
+                if self.channel_info(ch)?.sig != SigKind::DChannel {
+                    return Err(self.wrong(ch, "an HDLC frame"));
+                }
+                self.hdlc_dropped += 1;
+            }
+            HalCommand::ConfigureSpan(span, config) => self.configure_span(span, config)?,
+        }
+        Ok(())
+    }
+}
+
+impl SpanControl for SimCard {
+    fn configure_span(&mut self, span: SpanId, config: SpanConfig) -> Result<()> {
+        self.check_alive()?;
+        if !matches!(config.framing, cardpbx_hal::Framing::Ccs | cardpbx_hal::Framing::Cas) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "{}: {span} is E1; T1 framing {:?} is not supported",
+                    self.info.name, config.framing
+                ),
+            ));
+        }
+        let st = self.span_mut(span)?;
+        st.config = Some(config);
+        let alarms = st.alarms.without(Alarms::NOT_OPEN);
+        if alarms != st.alarms {
+            st.alarms = alarms;
+            self.events.push(HalEvent::Alarm(span, alarms));
+        }
+        Ok(())
+    }
+
+    fn span_status(&self, span: SpanId) -> Result<SpanStatus> {
+        self.check_alive()?;
+        let idx = (span.0 as usize).wrapping_sub(1);
+        let st = self.spans.get(idx).ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("{}: no {span}", self.info.name))
+        })?;
+        Ok(SpanStatus {
+            config: st.config,
+            alarms: st.alarms,
+            counters: st.counters,
+            is_timing_source: st.config.is_some_and(|c| c.timing_priority == 1),
+        })
+    }
+}
+
+impl Card for SimCard {
+    fn info(&self) -> &CardInfo {
+        &self.info
+    }
+}

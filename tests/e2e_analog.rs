@@ -1,0 +1,336 @@
+//! End-to-end analog calls on the simulator's virtual clock: simulated phones and exchange
+//! lines, the real media engine and call control, stepped tick by tick. Every connected call
+//! checks the audio signatures of both parties, so these prove the switch path as well as the
+//! signalling.
+
+use cardpbx::config::Config;
+use cardpbx::runner::Stepped;
+use cardpbx::service::sim_config;
+use cardpbx_dsp::toneplan::ProgressTone;
+use cardpbx_sim::{ClockMode, EndpointId, PhoneState, SimCard};
+
+const CONFIG: &str = r#"
+[system]
+name = "e2e"
+
+[[card]]
+name = "sim0"
+driver = "sim"
+fxs_ports = 6
+fxo_ports = 2
+  [card.sim]
+  seed = 7
+  clock = "virtual"
+  co_disconnect = "polarity"
+  co_answer_delay_ms = 2000
+
+[[extension]]
+number = "2001"
+port = "sim0/fxs1"
+[[extension]]
+number = "2002"
+port = "sim0/fxs2"
+[[extension]]
+number = "2003"
+port = "sim0/fxs3"
+[[extension]]
+number = "2004"
+port = "sim0/fxs4"
+[[extension]]
+number = "2005"
+port = "sim0/fxs5"
+
+[[hunt_group]]
+number = "6000"
+members = ["2004", "2005"]
+strategy = "linear"
+ring_timeout_s = 15
+
+[[trunk_group]]
+name = "pstn"
+ports = ["sim0/fxo1", "sim0/fxo2"]
+incoming = "2003"
+
+[[route]]
+prefix = "9"
+trunk_group = "pstn"
+strip = 1
+min_digits = 4
+"#;
+
+fn pbx_with(text: &str) -> Stepped<SimCard> {
+    let cfg = Config::parse_str(text, "e2e.toml").expect("test config is valid");
+    let card = SimCard::new(sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual)))
+        .expect("simulated card");
+    Stepped::new(card, &cfg, "sim0").expect("pbx")
+}
+
+fn pbx() -> Stepped<SimCard> {
+    pbx_with(CONFIG)
+}
+
+fn phone(p: &mut Stepped<SimCard>, port: u32) -> &mut cardpbx_sim::SimPhone {
+    p.card_mut().phone_mut(port).expect("phone exists")
+}
+
+fn co(p: &mut Stepped<SimCard>, port: u32) -> &mut cardpbx_sim::SimCoLine {
+    p.card_mut().co_line_mut(port).expect("line exists")
+}
+
+/// Lift phone `port` and wait until it hears dial tone.
+fn lift_and_hear_dial_tone(p: &mut Stepped<SimCard>, port: u32) {
+    assert!(phone(p, port).off_hook());
+    let ok = p
+        .run_until(2000, |s| s.card().phone(port).unwrap().hears().tone == Some(ProgressTone::Dial))
+        .unwrap();
+    assert!(ok, "phone {port} hears dial tone after lifting the handset");
+}
+
+/// Lift, dial, and wait for phone `to` to ring.
+fn call_extension(p: &mut Stepped<SimCard>, from: u32, number: &str, to: u32) {
+    lift_and_hear_dial_tone(p, from);
+    phone(p, from).dial(number).unwrap();
+    let ok = p.run_until(5000, |s| s.card().phone(to).unwrap().is_ringing()).unwrap();
+    assert!(ok, "phone {to} rings after {number} was dialled");
+}
+
+/// Run a talk period and assert both parties heard each other and nothing else.
+fn assert_talking(p: &mut Stepped<SimCard>, a: EndpointId, b: EndpointId, ms: u64) {
+    let get = |s: &Stepped<SimCard>, e: EndpointId| match e {
+        EndpointId::Phone(n) => s.card().phone(n).unwrap().audio_check(),
+        EndpointId::CoLine(n) => s.card().co_line(n).unwrap().audio_check(),
+    };
+    let before = (get(p, a), get(p, b));
+    p.run_ms(ms).unwrap();
+    let after = (get(p, a), get(p, b));
+    let da = after.0.since(&before.0);
+    let db = after.1.since(&before.1);
+    let blocks = ms / 20;
+    for (who, d) in [(a, da), (b, db)] {
+        assert_eq!(d.error_blocks, 0, "{who}: audio errors {d:?}");
+        assert_eq!(d.wrong_peer_blocks, 0, "{who}: heard the wrong party {d:?}");
+        assert!(
+            d.ok_blocks >= blocks - 2,
+            "{who} heard its peer in {} of {blocks} blocks",
+            d.ok_blocks
+        );
+    }
+}
+
+fn expect(p: &mut Stepped<SimCard>, a: EndpointId, b: EndpointId) {
+    for (me, peer) in [(a, b), (b, a)] {
+        match me {
+            EndpointId::Phone(n) => phone(p, n).expect_peer(Some(peer)),
+            EndpointId::CoLine(n) => co(p, n).expect_peer(Some(peer)),
+        }
+    }
+}
+
+#[test]
+fn extension_calls_extension_with_audio_both_ways_and_hangup_by_caller() {
+    let mut p = pbx();
+    call_extension(&mut p, 1, "2002", 2);
+    // Ringback is 1 s on, 4 s off: a full period tells it from other tones.
+    let ok = p
+        .run_until(7000, |s| {
+            s.card().phone(1).unwrap().hears().tone == Some(ProgressTone::Ringback)
+        })
+        .unwrap();
+    assert!(ok, "caller hears ringback while the extension rings");
+    assert!(phone(&mut p, 2).answer());
+    expect(&mut p, EndpointId::Phone(1), EndpointId::Phone(2));
+    p.run_ms(400).unwrap();
+    assert_talking(&mut p, EndpointId::Phone(1), EndpointId::Phone(2), 3000);
+    assert_eq!(p.pbx().active_calls(), 1);
+
+    // The caller hangs up: the called phone hears busy tone; the call is over.
+    phone(&mut p, 1).expect_peer(None);
+    phone(&mut p, 2).expect_peer(None);
+    assert!(phone(&mut p, 1).on_hook());
+    let ok = p
+        .run_until(5000, |s| s.card().phone(2).unwrap().hears().tone == Some(ProgressTone::Busy))
+        .unwrap();
+    assert!(ok, "the remaining party hears busy tone");
+    assert_eq!(p.pbx().active_calls(), 0);
+    assert!(phone(&mut p, 2).on_hook());
+    p.run_ms(1000).unwrap();
+    let c = p.pbx().counters();
+    assert_eq!((c.calls_total, c.calls_completed, c.calls_failed), (1, 1, 0));
+}
+
+#[test]
+fn called_party_hangs_up_first() {
+    let mut p = pbx();
+    call_extension(&mut p, 2, "2001", 1);
+    p.run_ms(300).unwrap();
+    assert!(phone(&mut p, 1).answer());
+    expect(&mut p, EndpointId::Phone(2), EndpointId::Phone(1));
+    p.run_ms(400).unwrap();
+    assert_talking(&mut p, EndpointId::Phone(2), EndpointId::Phone(1), 2000);
+    phone(&mut p, 1).expect_peer(None);
+    phone(&mut p, 2).expect_peer(None);
+    assert!(phone(&mut p, 1).on_hook());
+    let ok = p
+        .run_until(5000, |s| s.card().phone(2).unwrap().hears().tone == Some(ProgressTone::Busy))
+        .unwrap();
+    assert!(ok, "the caller hears busy tone after the called party hung up");
+    // The called phone can make a new call at once.
+    lift_and_hear_dial_tone(&mut p, 1);
+}
+
+#[test]
+fn busy_extension_gives_busy_tone() {
+    let mut p = pbx();
+    call_extension(&mut p, 1, "2002", 2);
+    assert!(phone(&mut p, 2).answer());
+    p.run_ms(500).unwrap();
+    // A third phone calls 2002, which is in a call.
+    lift_and_hear_dial_tone(&mut p, 3);
+    phone(&mut p, 3).dial("2002").unwrap();
+    let ok = p
+        .run_until(5000, |s| s.card().phone(3).unwrap().hears().tone == Some(ProgressTone::Busy))
+        .unwrap();
+    assert!(ok, "the caller of a busy extension hears busy tone");
+    assert!(!p.card().phone(2).unwrap().is_ringing());
+    assert_eq!(p.pbx().counters().calls_busy, 1);
+}
+
+#[test]
+fn unknown_number_gives_congestion_tone() {
+    let mut p = pbx();
+    lift_and_hear_dial_tone(&mut p, 1);
+    phone(&mut p, 1).dial("3").unwrap();
+    let ok = p
+        .run_until(5000, |s| {
+            s.card().phone(1).unwrap().hears().tone == Some(ProgressTone::Congestion)
+        })
+        .unwrap();
+    assert!(ok, "an unknown number gives congestion tone");
+    assert_eq!(p.pbx().counters().calls_failed, 1);
+}
+
+#[test]
+fn no_digit_after_dial_tone_times_out_to_congestion() {
+    let mut p = pbx();
+    lift_and_hear_dial_tone(&mut p, 4);
+    // First-digit timeout is 10 s by default.
+    p.run_ms(9000).unwrap();
+    assert_eq!(p.card().phone(4).unwrap().hears().tone, Some(ProgressTone::Dial));
+    let ok = p
+        .run_until(5000, |s| {
+            s.card().phone(4).unwrap().hears().tone == Some(ProgressTone::Congestion)
+        })
+        .unwrap();
+    assert!(ok);
+}
+
+#[test]
+fn outgoing_trunk_call_dials_the_number_and_connects() {
+    let mut p = pbx();
+    lift_and_hear_dial_tone(&mut p, 1);
+    phone(&mut p, 1).dial("987654321").unwrap();
+    // En-bloc: the number is complete after the inter-digit timeout (4 s).
+    let ok = p
+        .run_until(15_000, |s| s.card().co_line(1).unwrap().dialed().as_deref() == Some("87654321"))
+        .unwrap();
+    assert!(
+        ok,
+        "the exchange received the number without the prefix: {:?}",
+        p.card().co_line(1).unwrap().dialed()
+    );
+    expect(&mut p, EndpointId::Phone(1), EndpointId::CoLine(1));
+    // The exchange answers after 2 s.
+    p.run_ms(7000).unwrap();
+    assert_talking(&mut p, EndpointId::Phone(1), EndpointId::CoLine(1), 3000);
+    let calls = p.pbx().calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].b_port.as_deref(), Some("sim0/fxo1"));
+}
+
+#[test]
+fn incoming_trunk_call_rings_with_cadence_and_far_end_hangup_by_polarity() {
+    let mut p = pbx();
+    assert!(co(&mut p, 2).ring_in(Some("13800138000")));
+    let ok = p.run_until(3000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap();
+    assert!(ok, "the incoming call rings extension 2003");
+    let t_ring = p.now();
+    // China cadence: 1 s on, 4 s off. Watch the extension's ringing for 11 s.
+    let mut edges = Vec::new();
+    let mut was = true;
+    for _ in 0..11_000 {
+        p.step().unwrap();
+        let now = p.card().phone(3).unwrap().ring_voltage();
+        if now != was {
+            edges.push((p.now() - t_ring, now));
+            was = now;
+        }
+    }
+    let on_ms: Vec<u64> = edges.iter().filter(|e| !e.1).map(|e| e.0).collect();
+    assert!(on_ms.len() >= 2, "ring bursts ended: {edges:?}");
+    // Burst ends at ~1000 ms and ~6000 ms after the first burst began.
+    assert!((990..=1010).contains(&on_ms[0]), "first burst 1 s: {edges:?}");
+    assert!((5990..=6010).contains(&on_ms[1]), "cadence period 5 s: {edges:?}");
+
+    assert!(phone(&mut p, 3).answer());
+    expect(&mut p, EndpointId::CoLine(2), EndpointId::Phone(3));
+    p.run_ms(500).unwrap();
+    assert_talking(&mut p, EndpointId::CoLine(2), EndpointId::Phone(3), 3000);
+
+    // The far end hangs up: the exchange reverses polarity; the PBX releases the line and
+    // the extension hears busy tone.
+    co(&mut p, 2).expect_peer(None);
+    phone(&mut p, 3).expect_peer(None);
+    assert!(co(&mut p, 2).hang_up());
+    let ok = p
+        .run_until(3000, |s| s.card().phone(3).unwrap().hears().tone == Some(ProgressTone::Busy))
+        .unwrap();
+    assert!(ok, "the extension hears busy tone after the far end hung up");
+    assert_eq!(p.card().co_line(2).unwrap().our_hook(), cardpbx_hal::HookState::OnHook);
+    assert_eq!(p.pbx().active_calls(), 0);
+}
+
+#[test]
+fn caller_gives_up_before_answer_stops_ringing() {
+    let mut p = pbx();
+    assert!(co(&mut p, 1).ring_in(None));
+    assert!(p.run_until(3000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap());
+    assert!(co(&mut p, 1).give_up());
+    // The ring gap timeout (6 s) says the caller has gone.
+    let ok = p
+        .run_until(12_000, |s| {
+            s.card().phone(3).unwrap().state() == PhoneState::Idle && s.pbx().active_calls() == 0
+        })
+        .unwrap();
+    assert!(ok, "ringing stops once the caller gave up");
+}
+
+#[test]
+fn hunt_group_moves_to_next_member_when_first_does_not_answer() {
+    let mut p = pbx();
+    call_extension(&mut p, 1, "6000", 4);
+    // 2004 does not answer for 15 s: 2005 rings.
+    let ok = p.run_until(20_000, |s| s.card().phone(5).unwrap().is_ringing()).unwrap();
+    assert!(ok, "the second member rings after the first member's timeout");
+    assert!(!p.card().phone(4).unwrap().ring_voltage(), "the first member no longer rings");
+    let ports = p.pbx().ports();
+    let fxs4 = ports.iter().find(|x| x.port == "sim0/fxs4").unwrap();
+    assert_eq!((fxs4.state.as_str(), fxs4.call), ("idle", None));
+    assert!(phone(&mut p, 5).answer());
+    expect(&mut p, EndpointId::Phone(1), EndpointId::Phone(5));
+    p.run_ms(400).unwrap();
+    assert_talking(&mut p, EndpointId::Phone(1), EndpointId::Phone(5), 2000);
+}
+
+#[test]
+fn same_seed_gives_the_same_run() {
+    let run = || {
+        let mut p = pbx();
+        call_extension(&mut p, 1, "2002", 2);
+        assert!(phone(&mut p, 2).answer());
+        p.run_ms(2000).unwrap();
+        phone(&mut p, 2).on_hook();
+        p.run_ms(2000).unwrap();
+        (p.now(), p.pbx().counters(), p.card().phone(1).unwrap().audio_check())
+    };
+    assert_eq!(run(), run());
+}
