@@ -252,6 +252,12 @@ pub(crate) struct TrafficGen {
     in_hunt: Vec<bool>,
     phone_taken: Vec<bool>,
     line_taken: Vec<bool>,
+    /// A phone or line whose call ended is left alone until this tick, so that hanging up and
+    /// lifting again is never mistaken by the PBX for a hook flash (or meets its seize guard).
+    phone_free_at: Vec<Tick>,
+    line_free_at: Vec<Tick>,
+    /// The tick of the current step.
+    now: Tick,
     callers: Vec<String>,
     calls: Vec<Call>,
     next_arrival: Option<Tick>,
@@ -262,6 +268,9 @@ pub(crate) struct TrafficGen {
 const DIAL_TONE_WAIT_MS: u64 = 5000;
 /// The second party hangs up this long after the first.
 const RELEASE_MS: u64 = 500;
+/// How long a phone or line rests after its call before the generator uses it again: longer
+/// than any hook-flash window (a PBX takes a shorter on-hook for a flash) and seize guard.
+const HANGUP_GUARD_MS: u64 = 1500;
 
 impl TrafficGen {
     pub(crate) fn new(
@@ -319,6 +328,9 @@ impl TrafficGen {
             in_hunt,
             phone_taken: vec![false; phones],
             line_taken: vec![false; lines],
+            phone_free_at: vec![0; phones],
+            line_free_at: vec![0; lines],
+            now: 0,
             callers,
             calls: Vec::with_capacity(phones + lines + 1),
             next_arrival: None,
@@ -337,6 +349,7 @@ impl TrafficGen {
         if now.rem_euclid(BLOCK_TICKS) > 0 {
             return;
         }
+        self.now = now;
         let next = *self
             .next_arrival
             .get_or_insert_with(|| now + self.rng.exp(self.cfg.mean_interarrival_ms));
@@ -359,12 +372,15 @@ impl TrafficGen {
             if done {
                 if let Some(a) = c.a {
                     self.phone_taken[a] = false;
+                    self.phone_free_at[a] = now + HANGUP_GUARD_MS;
                 }
                 if let Some(b) = c.b {
                     self.phone_taken[b] = false;
+                    self.phone_free_at[b] = now + HANGUP_GUARD_MS;
                 }
                 if let Some(l) = c.line {
                     self.line_taken[l] = false;
+                    self.line_free_at[l] = now + HANGUP_GUARD_MS;
                 }
                 self.calls.swap_remove(i);
                 self.stats.in_progress.fetch_sub(1, Ordering::Relaxed);
@@ -413,7 +429,9 @@ impl TrafficGen {
     }
 
     fn phone_free(&self, p: usize, phones: &[SimPhone]) -> bool {
-        !self.phone_taken[p] && phones[p].state() == PhoneState::Idle
+        !self.phone_taken[p]
+            && phones[p].state() == PhoneState::Idle
+            && self.now >= self.phone_free_at[p]
     }
 
     /// A random free extension's index in `ext_phone`, other than `not`.
@@ -492,6 +510,7 @@ impl TrafficGen {
                 let start = self.rng.below(n as u64) as usize;
                 let Some(l) = (0..n).map(|k| self.in_lines[(start + k) % n]).find(|&l| {
                     !self.line_taken[l]
+                        && self.now >= self.line_free_at[l]
                         && lines[l].state() == CoState::Idle
                         && lines[l].our_hook() == HookState::OnHook
                 }) else {
@@ -652,8 +671,19 @@ impl TrafficGen {
             }
             Phase::Connect => {
                 if c.kind == Kind::Outbound && c.line.is_none() {
+                    // The line the PBX seized for this call: off-hook, taking or having taken
+                    // a number, and not one whose previous call is still being released.
                     c.line = (0..lines.len()).find(|&l| {
-                        !self.line_taken[l] && lines[l].our_hook() == HookState::OffHook
+                        !self.line_taken[l]
+                            && now >= self.line_free_at[l]
+                            && lines[l].our_hook() == HookState::OffHook
+                            && matches!(
+                                lines[l].state(),
+                                CoState::DialTone
+                                    | CoState::Dialing
+                                    | CoState::Ringback
+                                    | CoState::Connected
+                            )
                     });
                     if let Some(l) = c.line {
                         self.line_taken[l] = true;

@@ -617,7 +617,9 @@ impl Pbx {
         if c.state != CallState::Dialing || c.a != chan {
             return;
         }
-        if c.digits.is_empty() {
+        if c.digits.is_empty()
+            || self.routes.iter().any(|r| !r.prefix.is_empty() && r.prefix == c.digits)
+        {
             self.set_source(chan, Source::Silence);
         }
         let c = self.calls.get_mut(&id).expect("call exists");
@@ -625,6 +627,12 @@ impl Pbx {
         c.timer = Some((self.now + self.inter_digit_ms, CallTimer::InterDigit));
         let digits = c.digits.clone();
         self.dial(id, &digits, false);
+        // After an outside-line access code, give dial tone again (the "second dial tone"
+        // users of analog PBXs expect) until the next digit.
+        let still_dialing = self.calls.get(&id).is_some_and(|c| c.state == CallState::Dialing);
+        if still_dialing && self.routes.iter().any(|r| !r.prefix.is_empty() && r.prefix == digits) {
+            self.tone(chan, ProgressTone::Dial);
+        }
     }
 
     /// Act on the digits collected so far; `complete` when no more will come.
@@ -888,6 +896,7 @@ impl Pbx {
             self.trunk_groups[g].next = pos + 1;
         }
         self.lines[trunk.index()].call = Some(id);
+        tracing::debug!(call = id, trunk = %self.lines[trunk.index()].port, %number, "trunk seized");
         let Some(c) = self.calls.get_mut(&id) else { return };
         c.direction = Direction::Outbound;
         c.state = CallState::Outdialing;
@@ -913,6 +922,7 @@ impl Pbx {
             if !answer_on_polarity {
                 c.answered = Some(self.now);
             }
+            tracing::debug!(call = id, "number sent; trunk connected");
             self.bridge(a, trunk);
             return;
         }
