@@ -91,7 +91,9 @@ pub fn traffic_for(cfg: &Config) -> anyhow::Result<TrafficConfig> {
         break;
     }
     let outgoing_prefix = cfg.routes.first().map(|r| r.prefix.clone());
-    let mut mix = cardpbx_sim::CallMix::default();
+    // Internal calls between phones outside the hunt group set up in parallel; trunk calls
+    // one at a time (the simulator cannot tell whose ringing is whose), so weigh internal ones.
+    let mut mix = cardpbx_sim::CallMix { internal: 3, inbound: 1, outbound: 1 };
     if inbound_fxo_ports.is_empty() {
         mix.inbound = 0;
     }
@@ -104,7 +106,7 @@ pub fn traffic_for(cfg: &Config) -> anyhow::Result<TrafficConfig> {
         inbound_target_ports,
         outgoing_prefix,
         external_number: "87654321".into(),
-        mean_interarrival_ms: 1500,
+        mean_interarrival_ms: 1000,
         mean_hold_ms: 5000,
         answer_delay_ms: (500, 2500),
         mix,

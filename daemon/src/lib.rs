@@ -5,6 +5,8 @@ pub mod config;
 pub mod ctl;
 pub mod demo;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pbx;
 pub mod runner;
 pub mod service;

@@ -11,7 +11,6 @@
 //!   card, and call control on a control thread that follows the engine's tick count.
 
 use crate::config::model::Config;
-use crate::engine::api::EngineCommand;
 use crate::engine::{Engine, EngineConfig, EngineHandle, EngineStats};
 use crate::pbx::{Pbx, PbxError};
 use cardpbx_hal::{Card, CardInfo, Tick};
@@ -123,14 +122,6 @@ impl<C: Card> Stepped<C> {
     pub fn engine_stats(&self) -> Arc<EngineStats> {
         self.handle.stats()
     }
-
-    /// Send a command to the engine directly (tests, diagnostics).
-    ///
-    /// # Errors
-    /// When the command ring is full.
-    pub fn engine_command(&mut self, cmd: EngineCommand) -> Result<(), crate::engine::Full> {
-        self.handle.send(cmd)
-    }
 }
 
 /// A request the control thread serves between rounds (from the control socket, the demo).
@@ -184,7 +175,7 @@ impl Realtime {
                         "real-time scheduling not requested (system.realtime = false)".to_string()
                     }
                 };
-                let _ = rt_tx.send(summary);
+                let _ = rt_tx.send(summary.replace('\n', "; "));
                 engine.run_until_stopped(engine_stop)
             })?;
         let realtime = rt_rx

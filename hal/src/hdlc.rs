@@ -1,7 +1,7 @@
 //! HDLC frames for D-channels.
 
-/// Largest D-channel frame the HAL carries, in bytes (LAPD N201 = 260 octets of information
-/// plus address and control, as DAHDI's default `DAHDI_MAX_HDLC` leaves room for).
+/// Largest D-channel frame the HAL carries, in bytes: LAPD's N201 = 260 octets of information
+/// plus two address octets and two control octets (Q.921 §5.9.3).
 pub const MAX_HDLC_FRAME: usize = 264;
 
 /// One HDLC frame as it travels through the HAL: address, control and information, without

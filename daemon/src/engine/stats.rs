@@ -128,18 +128,20 @@ impl EngineStats {
             }
             bucket_upper_ns(HIST_BUCKETS - 1)
         };
+        let max_work = self.max_work_ns.load(Relaxed);
         EngineStatsSnapshot {
             ticks: self.ticks.load(Relaxed),
             late_ticks: self.late_ticks.load(Relaxed),
-            max_work_ns: self.max_work_ns.load(Relaxed),
+            max_work_ns: max_work,
             command_overruns: self.command_overruns.load(Relaxed),
             event_overruns: self.event_overruns.load(Relaxed),
             card_errors: self.card_errors.load(Relaxed),
             recording_overruns: self.recording_overruns.load(Relaxed),
             rejected_commands: self.rejected_commands.load(Relaxed),
-            work_p50_ns: pct(0.5),
-            work_p99_ns: pct(0.99),
-            work_p999_ns: pct(0.999),
+            // A bucket's upper edge can lie above the longest tick seen; never report more.
+            work_p50_ns: pct(0.5).min(max_work),
+            work_p99_ns: pct(0.99).min(max_work),
+            work_p999_ns: pct(0.999).min(max_work),
         }
     }
 }

@@ -1,0 +1,8 @@
+//! Fuzz target: Control socket lines: `CtlRequest::parse_line` and `CtlResponse::parse_line` for every request.
+//! The checks live in `cardpbx::fuzzing` so that `daemon/tests/fuzz_corpus.rs` replays the
+//! corpus with the same invariants on stable.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| cardpbx::fuzzing::check_ctl(data));
