@@ -334,3 +334,56 @@ fn same_seed_gives_the_same_run() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn ring_all_hunt_group_rings_every_free_member_and_first_answer_wins() {
+    let mut p = pbx_with(&CONFIG.replace("strategy = \"linear\"", "strategy = \"ring_all\""));
+    call_extension(&mut p, 1, "6000", 4);
+    assert!(p.run_until(100, |s| s.card().phone(5).unwrap().ring_voltage()).unwrap());
+    assert!(phone(&mut p, 5).answer());
+    expect(&mut p, EndpointId::Phone(1), EndpointId::Phone(5));
+    p.run_ms(400).unwrap();
+    assert!(!p.card().phone(4).unwrap().ring_voltage(), "the other member stops ringing");
+    assert_talking(&mut p, EndpointId::Phone(1), EndpointId::Phone(5), 2000);
+}
+
+#[test]
+fn round_robin_hunt_group_starts_with_the_next_member_each_call() {
+    let mut p = pbx_with(&CONFIG.replace("strategy = \"linear\"", "strategy = \"round_robin\""));
+    let mut first_rung = Vec::new();
+    for _ in 0..3 {
+        lift_and_hear_dial_tone(&mut p, 1);
+        phone(&mut p, 1).dial("6000").unwrap();
+        let ok = p
+            .run_until(5000, |s| {
+                s.card().phone(4).unwrap().ring_voltage()
+                    || s.card().phone(5).unwrap().ring_voltage()
+            })
+            .unwrap();
+        assert!(ok, "a member rings");
+        first_rung.push(if p.card().phone(4).unwrap().ring_voltage() { 4 } else { 5 });
+        assert!(phone(&mut p, 1).on_hook());
+        // Let the hang-up confirm and the simulated phones see the ringing stop.
+        p.run_ms(8000).unwrap();
+    }
+    assert_eq!(first_rung, vec![4, 5, 4]);
+}
+
+#[test]
+fn outgoing_call_with_every_trunk_line_busy_gives_congestion() {
+    let mut p = pbx();
+    for (ph, _line) in [(1, 1), (2, 2)] {
+        lift_and_hear_dial_tone(&mut p, ph);
+        phone(&mut p, ph).dial("912345").unwrap();
+    }
+    p.run_ms(6000).unwrap();
+    lift_and_hear_dial_tone(&mut p, 3);
+    phone(&mut p, 3).dial("955555").unwrap();
+    let ok = p
+        .run_until(10_000, |s| {
+            s.card().phone(3).unwrap().hears().tone == Some(ProgressTone::Congestion)
+        })
+        .unwrap();
+    assert!(ok, "no free trunk line: congestion tone");
+    assert_eq!(p.pbx().counters().calls_congested, 1);
+}

@@ -364,9 +364,6 @@ pub struct AnalogConfig {
     /// Treat a polarity reversal on an FXO line as the far end hanging up.
     #[serde(default = "default_true")]
     pub fxo_hangup_on_polarity: bool,
-    /// Treat busy tone on an FXO line as the far end hanging up.
-    #[serde(default = "default_true")]
-    pub fxo_hangup_on_busy_tone: bool,
 }
 
 impl Default for AnalogConfig {
@@ -378,7 +375,6 @@ impl Default for AnalogConfig {
             fxo_ring_gap_timeout_ms: default_fxo_ring_gap_timeout_ms(),
             fxo_answer_on_polarity: false,
             fxo_hangup_on_polarity: true,
-            fxo_hangup_on_busy_tone: true,
         }
     }
 }
