@@ -24,7 +24,8 @@ pub struct DemoSummary {
     pub calls_attempted: u64,
     /// Calls that were set up, heard both ways and cleared.
     pub calls_completed: u64,
-    /// Calls that went wrong (no dial tone, no ringing, no answer, audio errors, busy).
+    /// Calls that went wrong (no dial tone, no ringing, no answer, wrong number, audio errors);
+    /// a busy called party is not a failure and is counted in `traffic.busy`.
     pub calls_failed: u64,
     /// Calls still in progress when the demo stopped (neither completed nor failed).
     pub calls_in_progress: u64,

@@ -22,12 +22,14 @@ pub const CONFIG_FILE_NAME: &str = "fuzz.toml";
 ///
 /// Inputs that set `system.include_dir` are skipped: the loader would read directories of
 /// the machine, which a fuzzer must not depend on.
-pub fn check_config(data: &[u8]) {
+///
+/// Returns whether the configuration was accepted (`None` when skipped).
+pub fn check_config(data: &[u8]) -> Option<bool> {
     let text = String::from_utf8_lossy(data);
     if sets_include_dir(&text) {
-        return;
+        return None;
     }
-    match Config::parse_str(&text, CONFIG_FILE_NAME) {
+    let accepted = match Config::parse_str(&text, CONFIG_FILE_NAME) {
         Ok(cfg) => {
             let problems = cfg.validate();
             assert!(problems.is_empty(), "accepted configuration fails validate(): {problems:?}");
@@ -37,6 +39,7 @@ pub fn check_config(data: &[u8]) {
                 Ok(back) => assert_eq!(back, cfg, "configuration changed on a TOML round trip"),
                 Err(e) => panic!("re-serialised configuration is rejected: {e}\n{again}"),
             }
+            true
         }
         Err(errs) => {
             assert!(!errs.errors().is_empty(), "rejected configuration without an error");
@@ -48,8 +51,10 @@ pub fn check_config(data: &[u8]) {
                 assert!(e.line <= lines + 1, "line {} beyond the text ({lines} lines)", e.line);
                 assert!(!e.to_string().is_empty());
             }
+            false
         }
-    }
+    };
+    Some(accepted)
 }
 
 /// Whether the TOML text sets `system.include_dir` (in any spelling TOML allows).
@@ -70,19 +75,25 @@ fn sets_include_dir(text: &str) -> bool {
 /// - an accepted response written with [`CtlResponse::to_line`] is exactly one line (the
 ///   protocol is line-framed) that parses back, for the same request, to the same response;
 ///   a rejected one has a non-empty message.
-pub fn check_ctl(data: &[u8]) {
+///
+/// Returns how many of the eight parses (the request, then a response to each request kind)
+/// accepted the line.
+pub fn check_ctl(data: &[u8]) -> usize {
     let line = String::from_utf8_lossy(data);
+    let mut accepted = 0;
     match CtlRequest::parse_line(&line) {
         Ok(req) => {
             let out = req.to_line();
             let body = one_line(&out);
             assert_eq!(CtlRequest::parse_line(body), Ok(req), "request round trip");
+            accepted += 1;
         }
         Err(msg) => assert!(!msg.is_empty(), "request rejected without a message"),
     }
     for req in CtlRequest::ALL {
         match CtlResponse::parse_line(req, &line) {
             Ok(resp) => {
+                accepted += 1;
                 let out = resp.to_line();
                 let body = one_line(&out);
                 match CtlResponse::parse_line(req, body) {
@@ -93,6 +104,7 @@ pub fn check_ctl(data: &[u8]) {
             Err(msg) => assert!(!msg.is_empty(), "response rejected without a message"),
         }
     }
+    accepted
 }
 
 /// `out` without its final newline, after checking it has exactly that one newline.
@@ -112,7 +124,9 @@ fn one_line(out: &str) -> &str {
 /// - feeding the same samples in pieces of any even length gives the same events (a block
 ///   that straddles two calls is carried over), and so does feeding them again after
 ///   [`DtmfDetector::reset`].
-pub fn check_dtmf(data: &[u8]) {
+///
+/// Returns the number of events.
+pub fn check_dtmf(data: &[u8]) -> usize {
     let samples: Vec<i16> =
         data.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
 
@@ -136,6 +150,7 @@ pub fn check_dtmf(data: &[u8]) {
         det.process(chunk, |e| pieces.push(e));
     }
     assert_eq!(pieces, whole, "events depend on how the samples were split ({piece} a piece)");
+    whole.len()
 }
 
 fn check_dtmf_events(events: &[DtmfEvent], processed: u64) {

@@ -237,6 +237,9 @@ struct Call {
     exclusive: bool,
     /// The second party to hang up in `Release`: phone index, or `None` for nothing to do.
     last: Option<usize>,
+    /// The call's outcome has been counted (completed or failed) and it no longer counts as
+    /// in progress, though it may still be releasing.
+    settled: bool,
 }
 
 /// The generator state (inside [`SimCard`](crate::SimCard)).
@@ -383,7 +386,9 @@ impl TrafficGen {
                     self.line_free_at[l] = now + HANGUP_GUARD_MS;
                 }
                 self.calls.swap_remove(i);
-                self.stats.in_progress.fetch_sub(1, Ordering::Relaxed);
+                if !c.settled {
+                    self.stats.in_progress.fetch_sub(1, Ordering::Relaxed);
+                }
             } else {
                 self.calls[i] = c;
                 i += 1;
@@ -456,6 +461,7 @@ impl TrafficGen {
             base_b: AudioCheck::default(),
             exclusive,
             last: None,
+            settled: false,
         }
     }
 
@@ -503,7 +509,9 @@ impl TrafficGen {
                 true
             }
             Kind::Inbound => {
-                if excl_busy {
+                // Like a caller of a free extension: ring in only when some phone the PBX's
+                // inbound route rings is free, or nobody would answer.
+                if excl_busy || !self.hunt.iter().any(|&p| self.phone_free(p, phones)) {
                     return false;
                 }
                 let n = self.in_lines.len();
@@ -784,6 +792,8 @@ impl TrafficGen {
             self.fail(&self.stats.audio_path_errors);
             self.stats.audio_error_blocks.fetch_add(errors.max(1), Ordering::Relaxed);
         }
+        c.settled = true;
+        self.stats.in_progress.fetch_sub(1, Ordering::Relaxed);
         phones[a].expect_peer(None);
         let a_first = self.rng.below(2) == 0;
         match (c.b, c.line) {
