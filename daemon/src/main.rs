@@ -22,6 +22,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Demo { duration, json, config, seed } => {
+            if let Some(d) = duration {
+                if !(d.is_finite() && *d > 0.0) {
+                    anyhow::bail!("--duration must be a positive number of seconds, got {d}");
+                }
+            }
             init_logging("warn");
             let summary = cardpbx::demo::run(config.as_deref(), *duration, *json, *seed)?;
             if *json {
@@ -36,6 +41,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             run_config_check(file, &mut std::io::stdout(), &mut std::io::stderr())
         }
         Command::Bench(BenchCmd::Engine { channels, seconds, json }) => {
+            if *channels == 0 || *channels > 100_000 {
+                anyhow::bail!("--channels must be between 1 and 100000, got {channels}");
+            }
+            if !(seconds.is_finite() && *seconds > 0.0 && *seconds <= 3600.0) {
+                anyhow::bail!("--seconds must be more than 0 and at most 3600, got {seconds}");
+            }
             let report = cardpbx::bench::bench_engine(*channels, *seconds);
             if *json {
                 println!("{}", serde_json::to_string(&report)?);

@@ -5,8 +5,12 @@
 //! so the media engine can call them on its real-time tick.
 #![deny(unsafe_code)]
 
+pub mod callerid;
 pub mod dtmf;
+pub mod echo;
+pub mod faxtone;
 pub mod g711;
 pub mod goertzel;
+pub mod progress;
 pub mod tone;
 pub mod toneplan;
