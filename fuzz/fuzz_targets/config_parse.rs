@@ -1,4 +1,4 @@
-//! Fuzz target: Configuration TOML: `cardpbx::config::Config::parse_str`.
+//! Fuzz target: the configuration parser, `cardpbx::config::Config::parse_str`.
 //! The checks live in `cardpbx::fuzzing` so that `daemon/tests/fuzz_corpus.rs` replays the
 //! corpus with the same invariants on stable.
 #![no_main]

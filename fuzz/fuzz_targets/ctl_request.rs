@@ -1,4 +1,5 @@
-//! Fuzz target: Control socket lines: `CtlRequest::parse_line` and `CtlResponse::parse_line` for every request.
+//! Fuzz target: control socket lines, `CtlRequest::parse_line` and `CtlResponse::parse_line`
+//! (as an answer to every request kind).
 //! The checks live in `cardpbx::fuzzing` so that `daemon/tests/fuzz_corpus.rs` replays the
 //! corpus with the same invariants on stable.
 #![no_main]

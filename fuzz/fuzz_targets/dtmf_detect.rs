@@ -1,4 +1,5 @@
-//! Fuzz target: DTMF detector on arbitrary 16-bit samples: `cardpbx_dsp::dtmf::DtmfDetector::process`.
+//! Fuzz target: the DTMF detector on arbitrary 16-bit samples,
+//! `cardpbx_dsp::dtmf::DtmfDetector::process`.
 //! The checks live in `cardpbx::fuzzing` so that `daemon/tests/fuzz_corpus.rs` replays the
 //! corpus with the same invariants on stable.
 #![no_main]
