@@ -59,9 +59,15 @@ min_digits = 4
 "#;
 
 fn pbx_with(text: &str) -> Stepped<SimCard> {
+    pbx_sim(text, |_| {})
+}
+
+/// A PBX from configuration `text` on a simulated card whose settings `tune` adjusts first.
+fn pbx_sim(text: &str, tune: impl FnOnce(&mut cardpbx_sim::SimConfig)) -> Stepped<SimCard> {
     let cfg = Config::parse_str(text, "e2e.toml").expect("test config is valid");
-    let card = SimCard::new(sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual)))
-        .expect("simulated card");
+    let mut sc = sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual));
+    tune(&mut sc);
+    let card = SimCard::new(sc).expect("simulated card");
     Stepped::new(card, &cfg, "sim0").expect("pbx")
 }
 
@@ -386,4 +392,264 @@ fn outgoing_call_with_every_trunk_line_busy_gives_congestion() {
         .unwrap();
     assert!(ok, "no free trunk line: congestion tone");
     assert_eq!(p.pbx().counters().calls_congested, 1);
+}
+
+// ----- DSP on the lines: caller ID, call progress, fax tones, echo -----
+
+use cardpbx_dsp::callerid::{Format, FskStandard};
+use cardpbx_hal::HookState;
+use cardpbx_sim::CoCallerId;
+
+#[test]
+fn caller_id_from_the_exchange_becomes_the_calls_number_and_reaches_the_extension() {
+    for (standard, mode) in [(FskStandard::Bell202, "bell202"), (FskStandard::V23, "v23")] {
+        for format in [Format::Sdmf, Format::Mdmf] {
+            for level in [-13.0, -30.0] {
+                let text = CONFIG.replace(
+                    "[system]\nname = \"e2e\"",
+                    &format!("[system]\nname = \"e2e\"\n[analog]\nfxo_callerid = \"{mode}\""),
+                );
+                let mut p = pbx_sim(&text, |sc| {
+                    sc.co.callerid = Some(CoCallerId {
+                        standard,
+                        format,
+                        level_dbm0: level,
+                        after_ring_ms: 600,
+                    });
+                });
+                let case = format!("{standard:?} {format:?} at {level} dBm0");
+                assert!(co(&mut p, 2).ring_in_named(Some("13912345678"), Some("Li Si")));
+                let ok = p.run_until(6000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap();
+                assert!(ok, "{case}: the call reaches extension 2003");
+                let calls = p.pbx().calls();
+                assert_eq!(calls[0].from, "13912345678", "{case}: ANI from caller ID");
+                let name = (format == Format::Mdmf).then(|| "Li Si".to_string());
+                assert_eq!(calls[0].from_name, name, "{case}: name");
+                assert_eq!(p.pbx().counters().callerid_received, 1, "{case}");
+                // The extension's display shows it too, sent between its first and second ring
+                // (Bell 202 MDMF by default).
+                let ok = p
+                    .run_until(6000, |s| s.card().phone(3).unwrap().caller_id().is_some())
+                    .unwrap();
+                assert!(ok, "{case}: the extension received caller ID");
+                let (fmt, msg) = p.card().phone(3).unwrap().caller_id().unwrap().unwrap();
+                assert_eq!(fmt, Format::Mdmf);
+                assert_eq!(msg.number.as_deref(), Some("13912345678"), "{case}");
+                assert_eq!(msg.name, name, "{case}");
+                assert_eq!(msg.date_time.as_ref().map(String::len), Some(8));
+            }
+        }
+    }
+}
+
+#[test]
+fn internal_call_sends_the_callers_extension_and_name_to_the_called_phone() {
+    let text = CONFIG.replace(
+        "number = \"2001\"\nport = \"sim0/fxs1\"",
+        "number = \"2001\"\nport = \"sim0/fxs1\"\nname = \"Reception\"",
+    );
+    let mut p = pbx_with(&text);
+    call_extension(&mut p, 1, "2002", 2);
+    let ok = p.run_until(4000, |s| s.card().phone(2).unwrap().caller_id().is_some()).unwrap();
+    assert!(ok, "the called phone shows caller ID after the first ring");
+    let (_, msg) = p.card().phone(2).unwrap().caller_id().unwrap().unwrap();
+    assert_eq!(msg.number.as_deref(), Some("2001"));
+    assert_eq!(msg.name.as_deref(), Some("Reception"));
+    // Answering after the caller ID is an ordinary call.
+    assert!(phone(&mut p, 2).answer());
+    expect(&mut p, EndpointId::Phone(1), EndpointId::Phone(2));
+    p.run_ms(400).unwrap();
+    assert_talking(&mut p, EndpointId::Phone(1), EndpointId::Phone(2), 2000);
+}
+
+#[test]
+fn caller_id_off_routes_at_the_first_ring() {
+    let mut p = pbx_with(&CONFIG.replace(
+        "[system]\nname = \"e2e\"",
+        "[system]\nname = \"e2e\"\n[analog]\nfxo_callerid = \"off\"\nfxs_callerid = \"off\"",
+    ));
+    assert!(co(&mut p, 2).ring_in(Some("13912345678")));
+    let ok = p.run_until(800, |s| s.card().phone(3).unwrap().is_ringing()).unwrap();
+    assert!(ok, "without caller ID the extension rings during the first ring burst");
+    assert_eq!(p.pbx().calls()[0].from, "sim0/fxo2");
+    p.run_ms(8000).unwrap();
+    assert!(p.card().phone(3).unwrap().caller_id().is_none());
+}
+
+/// Outgoing call from phone 1 on the first trunk line, answered by the exchange: returns when
+/// both talk.
+fn outgoing_call_talking(p: &mut Stepped<SimCard>) {
+    lift_and_hear_dial_tone(p, 1);
+    phone(p, 1).dial("987654321").unwrap();
+    let ok = p.run_until(15_000, |s| s.card().co_line(1).unwrap().dialed().is_some()).unwrap();
+    assert!(ok, "the number reached the exchange");
+    expect(p, EndpointId::Phone(1), EndpointId::CoLine(1));
+    let ok = p
+        .run_until(15_000, |s| {
+            s.card().co_line(1).unwrap().state() == cardpbx_sim::CoState::Connected
+        })
+        .unwrap();
+    assert!(ok, "the far end answered");
+    p.run_ms(2000).unwrap();
+    assert_talking(p, EndpointId::Phone(1), EndpointId::CoLine(1), 2000);
+}
+
+#[test]
+fn far_end_clear_by_busy_tone_alone_is_detected_within_three_cadence_periods() {
+    // China busy tone: 350 ms on, 350 ms off; three periods are 2.1 s.
+    let text = CONFIG.replace("co_disconnect = \"polarity\"", "co_disconnect = \"busy_tone\"");
+    for incoming in [false, true] {
+        let mut p = pbx_with(&text);
+        let line = if incoming { 2 } else { 1 };
+        if incoming {
+            assert!(co(&mut p, 2).ring_in(Some("13800138000")));
+            assert!(p.run_until(6000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap());
+            assert!(phone(&mut p, 3).answer());
+            expect(&mut p, EndpointId::CoLine(2), EndpointId::Phone(3));
+            p.run_ms(3000).unwrap();
+            assert_talking(&mut p, EndpointId::CoLine(2), EndpointId::Phone(3), 2000);
+        } else {
+            outgoing_call_talking(&mut p);
+        }
+        co(&mut p, line).expect_peer(None);
+        phone(&mut p, if incoming { 3 } else { 1 }).expect_peer(None);
+        let t0 = p.now();
+        assert!(co(&mut p, line).hang_up());
+        let ok = p
+            .run_until(5000, |s| s.card().co_line(line).unwrap().our_hook() == HookState::OnHook)
+            .unwrap();
+        let took = p.now() - t0;
+        assert!(ok, "incoming={incoming}: the PBX never released the line after busy tone");
+        assert!(took <= 2100, "incoming={incoming}: busy tone took {took} ms to detect");
+        assert_eq!(p.pbx().active_calls(), 0);
+    }
+}
+
+#[test]
+fn busy_tone_detection_off_keeps_the_line_until_the_extension_hangs_up() {
+    let text =
+        CONFIG.replace("co_disconnect = \"polarity\"", "co_disconnect = \"busy_tone\"").replace(
+            "[system]\nname = \"e2e\"",
+            "[system]\nname = \"e2e\"\n[analog]\nfxo_hangup_on_busy_tone = false",
+        );
+    let mut p = pbx_with(&text);
+    outgoing_call_talking(&mut p);
+    co(&mut p, 1).expect_peer(None);
+    phone(&mut p, 1).expect_peer(None);
+    assert!(co(&mut p, 1).hang_up());
+    p.run_ms(5000).unwrap();
+    assert_eq!(p.card().co_line(1).unwrap().our_hook(), HookState::OffHook);
+    assert!(phone(&mut p, 1).on_hook());
+    let ok = p
+        .run_until(2000, |s| s.card().co_line(1).unwrap().our_hook() == HookState::OnHook)
+        .unwrap();
+    assert!(ok);
+}
+
+#[test]
+fn busy_number_on_a_trunk_is_cleared_as_busy_and_the_caller_hears_busy() {
+    let mut p = pbx_sim(CONFIG, |sc| sc.co.busy_numbers = vec!["5550000".into()]);
+    lift_and_hear_dial_tone(&mut p, 1);
+    phone(&mut p, 1).dial("95550000").unwrap();
+    let ok = p
+        .run_until(20_000, |s| {
+            s.card().co_line(1).unwrap().our_hook() == HookState::OnHook
+                && s.card().co_line(1).unwrap().dialed().is_some()
+        })
+        .unwrap();
+    assert!(ok, "the trunk was released on busy tone");
+    let ok = p
+        .run_until(3000, |s| s.card().phone(1).unwrap().hears().tone == Some(ProgressTone::Busy))
+        .unwrap();
+    assert!(ok, "the caller hears busy tone");
+    assert_eq!(p.pbx().counters().calls_busy, 1);
+}
+
+#[test]
+fn voice_after_ringback_marks_the_answer_of_an_outgoing_trunk_call() {
+    let text = CONFIG.replace("co_answer_delay_ms = 2000", "co_answer_delay_ms = 8000");
+    let mut p = pbx_with(&text);
+    lift_and_hear_dial_tone(&mut p, 1);
+    phone(&mut p, 1).dial("987654321").unwrap();
+    let ok = p
+        .run_until(15_000, |s| {
+            s.card().co_line(1).unwrap().state() == cardpbx_sim::CoState::Ringback
+        })
+        .unwrap();
+    assert!(ok);
+    p.run_ms(6000).unwrap();
+    assert_eq!(p.pbx().calls()[0].answered, None, "still ringing: not answered");
+    let ok = p
+        .run_until(5000, |s| {
+            s.card().co_line(1).unwrap().state() == cardpbx_sim::CoState::Connected
+        })
+        .unwrap();
+    assert!(ok);
+    let t_answer = p.now();
+    let ok = p.run_until(2000, |s| s.pbx().calls()[0].answered.is_some()).unwrap();
+    assert!(ok, "voice after ringback counts as the answer");
+    let at = p.pbx().calls()[0].answered.unwrap();
+    assert!(at >= t_answer && at <= t_answer + 1000, "answer {at} vs far end {t_answer}");
+}
+
+#[test]
+fn outgoing_trunk_call_that_only_rings_is_given_up_after_the_answer_timeout() {
+    let text = CONFIG
+        .replace("co_answer_delay_ms = 2000", "co_answer_delay_ms = 120000")
+        .replace("[[route]]", "[dialplan]\nanswer_timeout_s = 10\n\n[[route]]");
+    let mut p = pbx_with(&text);
+    lift_and_hear_dial_tone(&mut p, 1);
+    phone(&mut p, 1).dial("987654321").unwrap();
+    let ok = p
+        .run_until(15_000, |s| {
+            s.card().co_line(1).unwrap().state() == cardpbx_sim::CoState::Ringback
+        })
+        .unwrap();
+    assert!(ok);
+    let ok = p
+        .run_until(15_000, |s| s.card().co_line(1).unwrap().our_hook() == HookState::OnHook)
+        .unwrap();
+    assert!(ok, "the unanswered trunk call was given up");
+    assert_eq!(p.pbx().counters().calls_unanswered, 1);
+}
+
+#[test]
+fn fax_calling_tone_moves_an_incoming_call_to_the_fax_destination() {
+    let text =
+        CONFIG.replace("incoming = \"2003\"", "incoming = \"2003\"\nfax_destination = \"2005\"");
+    let mut p = pbx_with(&text);
+    co(&mut p, 2).set_remote_fax(true);
+    assert!(co(&mut p, 2).ring_in(Some("075512345678")));
+    let ok = p.run_until(6000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap();
+    assert!(ok, "the call first rings its normal target");
+    // The PBX answered the line itself to listen: the fax machine's CNG moves the call.
+    assert_eq!(p.card().co_line(2).unwrap().our_hook(), HookState::OffHook);
+    let ok = p.run_until(6000, |s| s.card().phone(5).unwrap().is_ringing()).unwrap();
+    assert!(ok, "the fax destination rings");
+    p.run_ms(7000).unwrap();
+    assert!(!p.card().phone(3).unwrap().is_ringing(), "the first target stopped ringing");
+    let calls = p.pbx().calls();
+    assert!(calls[0].fax);
+    assert_eq!(calls[0].to, "2005");
+    assert_eq!(calls[0].from, "075512345678");
+    assert_eq!(p.pbx().counters().fax_calls, 1);
+    assert!(phone(&mut p, 5).answer());
+    p.run_ms(1000).unwrap();
+    assert_eq!(p.pbx().calls()[0].b_port.as_deref(), Some("sim0/fxs5"));
+}
+
+#[test]
+fn a_person_calling_a_fax_enabled_trunk_is_not_moved() {
+    let text =
+        CONFIG.replace("incoming = \"2003\"", "incoming = \"2003\"\nfax_destination = \"2005\"");
+    let mut p = pbx_with(&text);
+    assert!(co(&mut p, 2).ring_in(Some("075512345678")));
+    assert!(p.run_until(6000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap());
+    p.run_ms(1000).unwrap();
+    assert!(phone(&mut p, 3).answer());
+    expect(&mut p, EndpointId::CoLine(2), EndpointId::Phone(3));
+    p.run_ms(500).unwrap();
+    assert_talking(&mut p, EndpointId::CoLine(2), EndpointId::Phone(3), 8000);
+    assert_eq!(p.pbx().counters().fax_calls, 0);
+    assert!(!p.card().phone(5).unwrap().is_ringing());
 }

@@ -6,7 +6,7 @@
 //! No other thread runs, so the numbers are the engine's own work per tick.
 
 pub use crate::engine::fake::FakeCard;
-use crate::engine::{Engine, EngineCommand, EngineConfig, EngineHandle, Source};
+use crate::engine::{Detectors, Engine, EngineCommand, EngineConfig, EngineHandle, Source};
 use cardpbx_dsp::tone::ToneSpec;
 use cardpbx_hal::ChannelId;
 use serde::Serialize;
@@ -34,7 +34,7 @@ pub fn build_workload(channels: usize) -> (Engine<FakeCard>, EngineHandle) {
         };
         for cmd in [
             EngineCommand::SetSource(ChannelId(i as u32), src),
-            EngineCommand::DetectDtmf(ChannelId(i as u32), true),
+            EngineCommand::Detect(ChannelId(i as u32), Detectors::DTMF),
         ] {
             while h.send(cmd).is_err() {
                 e.tick().expect("fake card never fails");

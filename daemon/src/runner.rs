@@ -11,7 +11,7 @@
 //!   card, and call control on a control thread that follows the engine's tick count.
 
 use crate::config::model::Config;
-use crate::engine::{Engine, EngineConfig, EngineHandle, EngineStats};
+use crate::engine::{Engine, EngineHandle, EngineStats};
 use crate::pbx::{Pbx, PbxError};
 use cardpbx_hal::{Card, CardInfo, Tick};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +38,29 @@ fn pump(handle: &mut EngineHandle, pbx: &mut Pbx, now: Tick) {
     }
 }
 
+/// The local time now as seconds since 1970-01-01 00:00 in the local time zone (for the date
+/// and time in caller ID), from the system clock and the zone's UTC offset.
+fn local_time_s() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    now + utc_offset_s(now)
+}
+
+/// The local zone's offset from UTC at `t` (seconds since 1970), 0 when it cannot be read.
+#[allow(unsafe_code)]
+fn utc_offset_s(t: i64) -> i64 {
+    let t: libc::time_t = t as libc::time_t;
+    // SAFETY: localtime_r only writes the `tm` we own and reads `t`; both outlive the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if ok {
+        i64::from(tm.tm_gmtoff as i32)
+    } else {
+        0
+    }
+}
+
 /// Engine and call control stepped together in one thread.
 pub struct Stepped<C: Card> {
     engine: Engine<C>,
@@ -53,8 +76,9 @@ impl<C: Card> Stepped<C> {
     /// When the configuration does not fit the card (see [`PbxError`]).
     pub fn new(card: C, cfg: &Config, card_name: &str) -> Result<Self, PbxError> {
         let info: CardInfo = card.info().clone();
-        let pbx = Pbx::new(cfg, card_name, info)?;
-        let (engine, handle) = Engine::new(card, EngineConfig::default());
+        let mut pbx = Pbx::new(cfg, card_name, info)?;
+        pbx.set_wall_clock(local_time_s());
+        let (engine, handle) = Engine::build(card, pbx.engine_config())?;
         Ok(Stepped { engine, handle, pbx })
     }
 
@@ -151,7 +175,8 @@ impl Realtime {
     ) -> anyhow::Result<Self> {
         let info = card.info().clone();
         let mut pbx = Pbx::new(cfg, card_name, info)?;
-        let (engine, mut handle) = Engine::new(card, EngineConfig::default());
+        pbx.set_wall_clock(local_time_s());
+        let (engine, mut handle) = Engine::build(card, pbx.engine_config())?;
         let stats = handle.stats();
         let stop = Arc::new(AtomicBool::new(false));
         let engine_stop = stop.clone();

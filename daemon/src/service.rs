@@ -245,7 +245,8 @@ impl Daemon {
                     info.channels
                         .iter()
                         .map(|c| {
-                            let (source, dtmf) = pbx.channel_source(c.id);
+                            let (source, det, _) = pbx.channel_source(c.id);
+                            let dtmf = det.dtmf || det.clamp_dtmf;
                             ChannelData {
                                 card: info.name.clone(),
                                 chan: c.id.0,

@@ -1,14 +1,18 @@
 //! The media engine's tick must not allocate in steady state: a counting global allocator
 //! (per thread, so the recording writer thread does not count) watches every tick of a busy
 //! engine: bridged calls, a conference, tones, prompts (one-shot and repeating), recording,
-//! DTMF detection, card events and commands arriving while it runs.
+//! every detector (DTMF with clamping, call progress, fax tones, caller ID), echo cancellers,
+//! caller ID sending, card events and commands arriving while it runs.
 
 use cardpbx::engine::fake::FakeCard;
 use cardpbx::engine::{
-    ConfId, ConfMode, Engine, EngineCommand, EngineConfig, PromptId, PromptLibrary, RecSlot,
-    RecordingWriter, Source,
+    CidFrame, ConfId, ConfMode, Detectors, Engine, EngineCommand, EngineConfig, FskBurst, PromptId,
+    PromptLibrary, RecSlot, RecordingWriter, Source,
 };
+use cardpbx_dsp::callerid::{self, CallerIdMessage, Format, FskStandard};
+use cardpbx_dsp::progress::ProgressEvent;
 use cardpbx_dsp::tone::{Segment, ToneSpec};
+use cardpbx_dsp::toneplan::ProgressTone;
 use cardpbx_hal::{ChannelId, HalEvent, Law};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -68,19 +72,28 @@ fn steady_state_ticks_do_not_allocate() {
         *rx = [(i * 3 + 17) as u8; 8];
     }
     card.loopback[40] = Some(c(41));
+    // Channel 47 hears channel 42's busy tone; channel 61 hears the caller ID 60 sends.
+    card.loopback[47] = Some(c(42));
+    card.loopback[61] = Some(c(60));
     let prompts = PromptLibrary::from_samples(vec![
         ("short".into(), (0..300).map(|i| (i * 37 % 2000) as i16).collect()),
         ("moh".into(), (0..1000).map(|i| (i * 11 % 3000) as i16 - 1500).collect()),
     ])
     .unwrap();
-    let cfg = EngineConfig { conferences: 4, recording_slots: 4, prompts, ..Default::default() };
+    let cfg = EngineConfig {
+        conferences: 4,
+        recording_slots: 4,
+        prompts,
+        echo_channels: (0..8).map(c).collect(),
+        ..Default::default()
+    };
     let (mut e, mut h) = Engine::new(card, cfg);
     let (writer, rec) = RecordingWriter::spawn(h.take_recordings().unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     rec.open(RecSlot(0), dir.path().join("a.wav")).unwrap();
     rec.open(RecSlot(1), dir.path().join("b.wav")).unwrap();
 
-    let busy = ToneSpec::cadenced([425.0, 0.0], -10.0, &[500, 500]).unwrap();
+    let busy = cardpbx_dsp::toneplan::TonePlan::china().tone(ProgressTone::Busy);
     let beep = ToneSpec::new(&[Segment { ms: 30, freqs: [1000.0, 0.0], level_dbm0: -10.0 }], false)
         .unwrap();
     let digit = ToneSpec::new(
@@ -107,7 +120,17 @@ fn steady_state_ticks_do_not_allocate() {
         Source::Prompt { prompt: PromptId(1), repeat: true },
     ));
     for i in 0..64 {
-        cmds.push(EngineCommand::DetectDtmf(c(i), true));
+        let all = Detectors {
+            dtmf: true,
+            clamp_dtmf: i % 2 == 0,
+            progress: true,
+            fax: true,
+            callerid: Some(FskStandard::Bell202),
+        };
+        cmds.push(EngineCommand::Detect(c(i), all));
+    }
+    for i in 0..8 {
+        cmds.push(EngineCommand::EchoCancel(c(i), true));
     }
     cmds.push(EngineCommand::RecordStart(c(0), RecSlot(0)));
     cmds.push(EngineCommand::RecordStart(c(50), RecSlot(1)));
@@ -120,10 +143,23 @@ fn steady_state_ticks_do_not_allocate() {
         while h.poll_event().is_some() {}
     }
 
+    let msg = CallerIdMessage {
+        date_time: Some("11231005".into()),
+        number: Some("13800138000".into()),
+        name: Some("Zhang San".into()),
+        ..Default::default()
+    };
+    let frame = CidFrame::new(&callerid::encode(Format::Mdmf, &msg).unwrap()).unwrap();
+    let cid = FskBurst { standard: FskStandard::Bell202, level_dbm0: -13.0, frame };
     let mut during = 0;
     let mut digits = 0;
     let mut done = 0;
+    let mut cids = 0;
+    let mut busy_heard = 0;
     for t in 0..3000u32 {
+        if t % 1000 == 0 {
+            h.send(EngineCommand::SetSource(c(60), Source::Fsk(cid))).unwrap();
+        }
         // Things the control plane does during calls, all through the preallocated rings.
         match t % 500 {
             0 => h.send(EngineCommand::SetSource(c(41), Source::Tone(digit))).unwrap(),
@@ -151,6 +187,15 @@ fn steady_state_ticks_do_not_allocate() {
                     digits += 1;
                 }
                 cardpbx::engine::EngineEvent::PlayDone(..) => done += 1,
+                cardpbx::engine::EngineEvent::CallerId(ch, Ok(f), _) if ch == c(61) => {
+                    assert_eq!(f.decode().unwrap().1, msg);
+                    cids += 1;
+                }
+                cardpbx::engine::EngineEvent::Progress(
+                    ch,
+                    ProgressEvent::Detected { tone: ProgressTone::Busy, .. },
+                    _,
+                ) if ch == c(47) => busy_heard += 1,
                 _ => {}
             }
         }
@@ -158,7 +203,9 @@ fn steady_state_ticks_do_not_allocate() {
     assert_eq!(during, 0, "allocations on the tick path in 3000 ticks");
     // The workload really ran: digits heard, one-shot plays finished.
     assert_eq!(digits, 6);
-    assert_eq!(done, 18);
+    assert_eq!(done, 18 + 3, "one-shot plays and caller ID bursts");
+    assert_eq!(cids, 3, "caller ID messages decoded");
+    assert!(busy_heard >= 1, "busy tone recognised");
     h.send(EngineCommand::RecordStop(RecSlot(0))).unwrap();
     h.send(EngineCommand::RecordStop(RecSlot(1))).unwrap();
     e.tick().unwrap();

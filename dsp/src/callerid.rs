@@ -42,7 +42,7 @@ pub const PARAM_NAME: u8 = 0x07;
 pub const PARAM_NAME_ABSENT: u8 = 0x08;
 
 /// Why a caller ID message could not be encoded or decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CidError {
     /// The checksum byte does not make the message sum to 0 mod 256.
     #[error("bad checksum: expected 0x{expected:02x}, got 0x{got:02x}")]
@@ -807,20 +807,38 @@ impl CallerIdReceiver {
     ///
     /// # Real-time
     /// Constant work per sample; allocates only to build the decoded message, once per message.
+    /// [`CallerIdReceiver::process_frames`] does not allocate at all.
     pub fn process(
         &mut self,
         samples: &[i16],
     ) -> Option<Result<(Format, CallerIdMessage), CidError>> {
         let mut result = None;
+        self.process_frames(samples, |r| {
+            if result.is_none() {
+                result = Some(r.and_then(decode));
+            }
+        });
+        result
+    }
+
+    /// Feed samples; `on_frame` gets each complete message frame (type, length, data,
+    /// checksum: the input of [`decode`]) as it completes, or [`CidError::Truncated`] when the
+    /// carrier drops mid-message. The checksum is not checked here.
+    ///
+    /// # Real-time
+    /// Constant work per sample, no allocation: the frame is lent from the receiver's buffer.
+    pub fn process_frames(
+        &mut self,
+        samples: &[i16],
+        mut on_frame: impl FnMut(Result<&[u8], CidError>),
+    ) {
         for &s in samples {
             let byte = self.rx.step(s);
             if self.collecting && !self.rx.carrier() {
                 let needed = if self.len >= 2 { usize::from(self.buf[1]) + 3 } else { 3 };
                 let got = self.len;
                 self.reset();
-                if result.is_none() {
-                    result = Some(Err(CidError::Truncated { needed, got }));
-                }
+                on_frame(Err(CidError::Truncated { needed, got }));
                 continue;
             }
             let Some(b) = byte else { continue };
@@ -835,14 +853,11 @@ impl CallerIdReceiver {
             self.buf[self.len] = b;
             self.len += 1;
             if self.len >= 2 && self.len == usize::from(self.buf[1]) + 3 {
-                let r = decode(&self.buf[..self.len]);
+                let len = self.len;
                 self.reset();
-                if result.is_none() {
-                    result = Some(r);
-                }
+                on_frame(Ok(&self.buf[..len]));
             }
         }
-        result
     }
 }
 

@@ -19,6 +19,15 @@
 //! - Geigel double-talk detection: `|near| > dtd_threshold · max|far|` over the tail declares
 //!   double talk and freezes adaptation for a 30 ms hangover. The far-end maximum is kept per
 //!   1 ms block, so the check costs `tail_ms / 8` comparisons per sample instead of `taps`.
+//! - A power check backs Geigel up from the start: near-end short-term (≈ 4 ms) power above
+//!   `dtd_threshold²` times the far end's mean power over the tail cannot be echo (a hybrid does
+//!   not amplify), so adaptation pauses while it holds (no hangover). Adaptation also waits
+//!   while the far end is quiet right now (peak of the last 1–2 ms below the activity level) even if
+//!   the tail still holds far energy: the echo of a burst that just ended is then
+//!   indistinguishable by level from a near talker who starts at that moment. Geigel alone lets a steady near talker
+//!   through once a loud far-end burst (a DTMF digit, say) has just ended: its peak still sits
+//!   in the tail while little far energy is left to explain the near signal, and NLMS learns
+//!   the near talker.
 //! - Energy double-talk detection backs Geigel up once the filter has converged: a short-term
 //!   (≈ 4 ms) residual more than 12 dB above what the filter normally leaves (near power minus
 //!   the linear ERLE over ≈ 1 s) also freezes adaptation. Geigel alone misses a near talker
@@ -46,6 +55,9 @@ const DT_HANGOVER: u32 = 30 * SAMPLES_PER_MS as u32;
 /// Mean far-end power (linear units²) over the tail above which the far end counts as active:
 /// about −45 dBm0 (rms ≈ 91).
 const FAR_ACTIVE_POWER: f64 = 91.0 * 91.0;
+/// Far-end peak over the last 1–2 ms below which the far end counts as quiet right now
+/// (the peak of a sine at the activity level).
+const FAR_ACTIVE_PEAK: u16 = 129;
 /// Regulariser per tap, in linear units²: about −60 dBm0 (rms 16) per tap.
 const DELTA_PER_TAP: f64 = 16.0 * 16.0;
 /// Far-active samples the ERLE estimate needs before it reports anything (50 ms).
@@ -127,6 +139,8 @@ pub struct EchoCanceller {
     block_idx: usize,
     /// Max |far| in the block being filled and samples in it.
     cur_max: u16,
+    /// Far-end peak of the last complete 1 ms block.
+    last_block_max: u16,
     cur_len: usize,
     /// Max over `block_max`, refreshed at each block end.
     blocks_max: u16,
@@ -181,6 +195,7 @@ impl EchoCanceller {
             block_max: vec![0; cfg.tail_ms as usize + 1].into_boxed_slice(),
             block_idx: 0,
             cur_max: 0,
+            last_block_max: 0,
             cur_len: 0,
             blocks_max: 0,
             dt_hangover: 0,
@@ -222,6 +237,7 @@ impl EchoCanceller {
         self.far_energy = 0.0;
         self.block_max.fill(0);
         self.block_idx = 0;
+        self.last_block_max = 0;
         self.cur_max = 0;
         self.cur_len = 0;
         self.blocks_max = 0;
@@ -276,9 +292,15 @@ impl EchoCanceller {
         self.short_near += (d * d - self.short_near) * SHORT_ALPHA;
         self.short_err += (pe - self.short_err) * SHORT_ALPHA;
 
-        // Double talk: Geigel, or (once converged) a residual far above what the filter leaves.
+        // Double talk: Geigel, the near end louder than any echo of the far end over the tail
+        // could be, or (once converged) a residual far above what the filter leaves.
         let far_max = f32::from(self.blocks_max.max(self.cur_max));
-        let geigel = d.abs() > self.cfg.dtd_threshold * far_max;
+        let thr = self.cfg.dtd_threshold;
+        let geigel = d.abs() > thr * far_max;
+        // Checked per sample, without hangover: they hold exactly while they are true.
+        let too_loud = f64::from(self.short_near)
+            > f64::from(thr * thr) * self.far_energy / taps as f64 + FAR_ACTIVE_POWER;
+        let far_quiet_now = self.cur_max.max(self.last_block_max) < FAR_ACTIVE_PEAK;
         // Compared as power ratios (no logarithms on the per-sample path).
         let energy = far_active
             && self.erle_samples >= 8000
@@ -316,8 +338,9 @@ impl EchoCanceller {
             self.geigel_hangover -= 1;
         }
         let double_talk = self.dt_hangover > 0;
+        let adapt = far_active && !double_talk && !too_loud && !far_quiet_now;
 
-        if far_active && !double_talk {
+        if adapt {
             let g = (f64::from(self.cfg.step) / (self.far_energy + DELTA_PER_TAP * taps as f64))
                 as f32
                 * e;
@@ -345,7 +368,7 @@ impl EchoCanceller {
             && self.short_err < self.short_near * NLP_MAX_RESIDUAL;
         let out = if self.nlp_active { self.comfort_noise() } else { e };
 
-        if far_active && !double_talk {
+        if adapt {
             self.p_near += (d * d - self.p_near) * ERLE_ALPHA;
             self.p_lin += (pe - self.p_lin) * ERLE_ALPHA;
             self.p_out += (out * out - self.p_out) * ERLE_ALPHA;
@@ -413,6 +436,7 @@ impl EchoCanceller {
         self.cur_len += 1;
         if self.cur_len == SAMPLES_PER_MS {
             self.block_max[self.block_idx] = self.cur_max;
+            self.last_block_max = self.cur_max;
             self.block_idx = (self.block_idx + 1) % self.block_max.len();
             self.blocks_max = self.block_max.iter().copied().max().unwrap_or(0);
             self.cur_max = 0;

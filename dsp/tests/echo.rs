@@ -446,3 +446,33 @@ fn recovers_from_echo_path_change() {
     assert!(at_4_to_6 >= 25.0, "4-6 s after {at_4_to_6:.1}");
     assert!(after >= 32.0, "after {after:.1}");
 }
+
+#[test]
+fn near_talker_after_a_loud_far_burst_is_not_learnt() {
+    // No echo at all. The far end sends a loud DTMF-like burst and falls silent, then talks
+    // quietly; the near end starts talking steadily at -15 dBm0 20 ms after the burst. A Geigel
+    // detector alone still sees the burst's peak in the tail and lets NLMS learn the near
+    // talker; the canceller must pass the near end through untouched.
+    let n = 4 * RATE;
+    let tone = |f: f64, dbm0: f64, i: usize| {
+        22_827.0 * 10f64.powf(dbm0 / 20.0) * (std::f64::consts::TAU * f * i as f64 / 8000.0).sin()
+    };
+    let far: Vec<i16> = (0..n)
+        .map(|i| match i {
+            0..=479 => (tone(941.0, -10.0, i) + tone(1336.0, -10.0, i)) as i16,
+            480..=1599 => 0,
+            _ => tone(500.0, -15.0, i) as i16,
+        })
+        .collect();
+    let near: Vec<i16> =
+        (0..n).map(|i| if i < 640 { 0 } else { tone(1000.0, -15.0, i) as i16 }).collect();
+    for nlp in [false, true] {
+        let (_, out) = run(EchoConfig { nlp, ..Default::default() }, &far, &near);
+        let err: f64 =
+            near.iter().zip(&out).map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2)).sum();
+        let pow: f64 = near.iter().map(|a| f64::from(*a).powi(2)).sum();
+        let db = 10.0 * (err / pow).log10();
+        println!("near talker after far burst (nlp {nlp}): distortion {db:.1} dB");
+        assert!(db < -40.0, "near end changed by the canceller: {db:.1} dB");
+    }
+}

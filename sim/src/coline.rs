@@ -2,10 +2,12 @@
 
 use crate::config::{CoLineConfig, DisconnectSignal};
 use crate::events::EventQueue;
+use crate::hybrid::Hybrid;
 use crate::signature::{AudioCheck, EndpointId, Heard, Listener, SignaturePlan};
+use cardpbx_dsp::callerid::{self, AbsenceReason, CallerIdMessage, FskTx, MARK_BITS, SEIZURE_BITS};
 use cardpbx_dsp::dtmf::{DtmfConfig, DtmfDetector, DtmfEvent};
 use cardpbx_dsp::g711::Law;
-use cardpbx_dsp::tone::ToneGen;
+use cardpbx_dsp::tone::{Segment, ToneGen, ToneSpec};
 use cardpbx_hal::{ChannelId, Chunk, HalEvent, HookState, Tick, CHUNK_SAMPLES};
 
 /// Most digits the CO stores for one outgoing call.
@@ -55,6 +57,8 @@ pub struct CoCounters {
     pub flashes: u64,
     /// Ring bursts sent.
     pub ring_bursts: u64,
+    /// Caller ID messages sent.
+    pub callerid_sent: u64,
 }
 
 /// A central-office line behind an FXO port, with the remote party on it. User actions take
@@ -94,6 +98,22 @@ pub struct SimCoLine {
     listener: Listener,
     counters: CoCounters,
     buf: [i16; CHUNK_SAMPLES],
+    /// Caller ID modulator, loaded at `ring_in`; sends from `fsk_at` on.
+    fsk: Option<FskTx>,
+    fsk_at: Option<Tick>,
+    fsk_on: bool,
+    /// Ring bursts of the current incoming call.
+    call_bursts: u32,
+    hybrid: Option<Hybrid>,
+    /// The remote party is a fax machine: it sends calling tone instead of its signature.
+    remote_fax: bool,
+    cng: ToneGen,
+}
+
+/// Fax calling tone (T.30): 1100 Hz, 0.5 s on, 3 s off, at -10 dBm0.
+fn cng_tone() -> ToneSpec {
+    let on = Segment { ms: 500, freqs: [1100.0, 0.0], level_dbm0: -10.0 };
+    ToneSpec::new(&[on, Segment::silence(3000)], true).expect("CNG is a valid tone")
 }
 
 impl SimCoLine {
@@ -137,6 +157,13 @@ impl SimCoLine {
             listener: Listener::new(),
             counters: CoCounters::default(),
             buf: [0; CHUNK_SAMPLES],
+            fsk: None,
+            fsk_at: None,
+            fsk_on: false,
+            call_bursts: 0,
+            hybrid: cfg.echo.map(Hybrid::new),
+            remote_fax: false,
+            cng: ToneGen::new(cng_tone()),
             cfg,
         }
     }
@@ -228,11 +255,34 @@ impl SimCoLine {
 
     /// An incoming call from `caller` (kept up to 32 bytes): ring our port with the cadence from
     /// the next tick until it answers or [`give_up`](Self::give_up). Returns false unless the
-    /// line is idle and our port on-hook.
+    /// line is idle and our port on-hook. With caller ID configured, the number (or
+    /// "unavailable" without one) is sent after the first ring.
     pub fn ring_in(&mut self, caller: Option<&str>) -> bool {
+        self.ring_in_named(caller, None)
+    }
+
+    /// [`ring_in`](Self::ring_in) with a caller name for the caller ID message (MDMF only).
+    pub fn ring_in_named(&mut self, caller: Option<&str>, name: Option<&str>) -> bool {
         if self.state != CoState::Idle || self.our_hook == HookState::OffHook {
             return false;
         }
+        self.fsk = self.cfg.callerid.and_then(|c| {
+            let minutes = self.now / 60_000;
+            let msg = CallerIdMessage {
+                date_time: Some(format!("0101{:02}{:02}", minutes / 60 % 24, minutes % 60)),
+                number: caller.filter(|n| !n.is_empty()).map(str::to_string),
+                number_absent: caller.is_none().then_some(AbsenceReason::Unavailable),
+                // SDMF carries no name.
+                name: name.filter(|_| c.format == callerid::Format::Mdmf).map(str::to_string),
+                name_absent: None,
+            };
+            let bytes = callerid::encode(c.format, &msg).ok()?;
+            let mut tx = FskTx::new(c.standard, c.level_dbm0, SEIZURE_BITS, MARK_BITS);
+            tx.send(&bytes).ok()?;
+            Some(tx)
+        });
+        self.fsk_at = None;
+        self.fsk_on = false;
         self.state = CoState::RingingIn;
         self.caller_len = caller.map(|c| {
             let mut n = c.len().min(MAX_DIALED);
@@ -283,7 +333,14 @@ impl SimCoLine {
         }
     }
 
+    /// Make the remote party a fax machine (it sends calling tone after answer) or a person.
+    pub fn set_remote_fax(&mut self, fax: bool) {
+        self.remote_fax = fax;
+    }
+
     fn stop_ringing(&mut self) {
+        self.fsk_at = None;
+        self.fsk_on = false;
         if self.ring_on {
             self.ring_on = false;
             self.ring_end_pending = true;
@@ -342,6 +399,7 @@ impl SimCoLine {
     fn connect(&mut self) {
         self.state = CoState::Connected;
         self.tone_on = false;
+        self.cng = ToneGen::new(cng_tone());
         self.hold_until = self.hold_ms.map(|ms| self.now + u64::from(ms));
     }
 
@@ -351,6 +409,9 @@ impl SimCoLine {
         }
         self.our_hook = HookState::OnHook;
         self.listener.set_active(false);
+        if let Some(h) = self.hybrid.as_mut() {
+            h.reset();
+        }
         if self.state == CoState::Connected {
             self.counters.near_end_clears += 1;
         }
@@ -438,19 +499,37 @@ impl SimCoLine {
             self.reversed = !self.reversed;
             events.push(HalEvent::PolarityReversal(self.chan));
         }
+        if self.fsk_at.is_some_and(|t| now >= t) {
+            self.fsk_at = None;
+            self.fsk_on = true;
+            self.counters.callerid_sent += 1;
+        }
         // What the line sends to our port.
-        if self.our_hook == HookState::OffHook && self.tone_on {
-            self.tone.fill(&mut self.buf);
-            self.law.encode_block(&self.buf, to_pbx);
-        } else if self.our_hook == HookState::OffHook && self.state == CoState::Connected {
-            self.voice.fill(&mut self.buf);
-            self.law.encode_block(&self.buf, to_pbx);
-        } else {
-            *to_pbx = [self.law.silence(); CHUNK_SAMPLES];
+        let off_hook = self.our_hook == HookState::OffHook;
+        let mut out = [0i16; CHUNK_SAMPLES];
+        if off_hook && self.tone_on {
+            self.tone.fill(&mut out);
+        } else if off_hook && self.state == CoState::Connected {
+            if self.remote_fax {
+                self.cng.fill(&mut out);
+            } else {
+                self.voice.fill(&mut out);
+            }
+        } else if !off_hook && self.fsk_on {
+            // On-hook data transmission (caller ID) between the rings.
+            if let Some(fsk) = self.fsk.as_mut() {
+                self.fsk_on = fsk.fill(&mut out);
+            }
         }
         // What our port sends to the line.
-        if self.our_hook == HookState::OffHook {
+        if off_hook {
             self.law.decode_block(from_pbx, &mut self.buf);
+            if let Some(h) = self.hybrid.as_mut() {
+                h.apply(&self.buf, &mut out);
+            }
+        }
+        self.law.encode_block(&out, to_pbx);
+        if off_hook {
             if matches!(self.state, CoState::DialTone | CoState::Dialing) {
                 let mut got = None;
                 self.dtmf_rx.process(&self.buf, |ev| {
@@ -482,6 +561,7 @@ impl SimCoLine {
                 self.ring_on = true;
                 self.ring_next = Some(now + u64::from(cad[0]));
                 self.counters.ring_bursts += 1;
+                self.call_bursts = 1;
                 events.push(HalEvent::RingBegin(self.chan));
             }
             Some(t) if now >= t => {
@@ -490,8 +570,14 @@ impl SimCoLine {
                 self.ring_next = Some(now + u64::from(cad[self.ring_idx]));
                 if self.ring_on {
                     self.counters.ring_bursts += 1;
+                    self.call_bursts += 1;
+                    self.fsk_on = false;
                     events.push(HalEvent::RingBegin(self.chan));
                 } else {
+                    if self.call_bursts == 1 && self.fsk.is_some() {
+                        let after = self.cfg.callerid.map_or(0, |c| c.after_ring_ms);
+                        self.fsk_at = Some(now + u64::from(after));
+                    }
                     events.push(HalEvent::RingEnd(self.chan));
                 }
             }

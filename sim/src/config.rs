@@ -1,5 +1,7 @@
 //! Configuration of a simulated card and of the far ends it simulates.
 
+use crate::hybrid::EchoPath;
+use cardpbx_dsp::callerid::{Format, FskStandard};
 use cardpbx_dsp::dtmf::DtmfGenConfig;
 use cardpbx_dsp::tone::ToneSpec;
 use cardpbx_dsp::toneplan::{ProgressTone, TonePlan};
@@ -58,6 +60,35 @@ pub struct CoLineConfig {
     pub hold_ms: Option<u32>,
     /// Level of the remote party's audio signature in dBm0 (default -15).
     pub signature_level_dbm0: f32,
+    /// Caller ID sent on incoming calls between the first and second ring (default Bell 202
+    /// MDMF at -13 dBm0).
+    pub callerid: Option<CoCallerId>,
+    /// Hybrid echo the line returns while our port holds it off-hook (default none).
+    pub echo: Option<EchoPath>,
+}
+
+/// How a simulated exchange sends caller ID.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CoCallerId {
+    /// The modem.
+    pub standard: FskStandard,
+    /// The message format.
+    pub format: Format,
+    /// Level, dBm0.
+    pub level_dbm0: f32,
+    /// Delay from the end of the first ring burst to the start of the data, ms.
+    pub after_ring_ms: u32,
+}
+
+impl Default for CoCallerId {
+    fn default() -> Self {
+        CoCallerId {
+            standard: FskStandard::Bell202,
+            format: Format::Mdmf,
+            level_dbm0: -13.0,
+            after_ring_ms: 600,
+        }
+    }
 }
 
 impl Default for CoLineConfig {
@@ -77,6 +108,8 @@ impl Default for CoLineConfig {
             busy_numbers: Vec::new(),
             hold_ms: None,
             signature_level_dbm0: -15.0,
+            callerid: Some(CoCallerId::default()),
+            echo: None,
         }
     }
 }
@@ -92,6 +125,10 @@ pub struct PhoneConfig {
     pub ring_gone_ms: u32,
     /// Level of the phone's audio signature in dBm0 (default -15).
     pub signature_level_dbm0: f32,
+    /// Caller ID the phone's display decodes while it rings (default Bell 202).
+    pub callerid: Option<FskStandard>,
+    /// Hybrid echo the phone's line returns while off-hook (default none).
+    pub echo: Option<EchoPath>,
 }
 
 impl Default for PhoneConfig {
@@ -101,6 +138,8 @@ impl Default for PhoneConfig {
             auto_answer_ms: None,
             ring_gone_ms: 6000,
             signature_level_dbm0: -15.0,
+            callerid: Some(FskStandard::Bell202),
+            echo: None,
         }
     }
 }

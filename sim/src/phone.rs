@@ -2,7 +2,9 @@
 
 use crate::config::PhoneConfig;
 use crate::events::EventQueue;
+use crate::hybrid::Hybrid;
 use crate::signature::{AudioCheck, EndpointId, Heard, Listener, SignaturePlan};
+use cardpbx_dsp::callerid::{self, CallerIdMessage, CallerIdReceiver, CidError, Format};
 use cardpbx_dsp::dtmf::{DtmfError, DtmfGenerator};
 use cardpbx_dsp::g711::Law;
 use cardpbx_dsp::tone::ToneGen;
@@ -66,6 +68,11 @@ pub struct SimPhone {
     listener: Listener,
     counters: PhoneCounters,
     buf: [i16; CHUNK_SAMPLES],
+    cid_rx: Option<CallerIdReceiver>,
+    /// The last caller ID frame the display received (bytes, length).
+    cid_frame: [u8; callerid::MAX_MESSAGE_BYTES],
+    cid_len: usize,
+    hybrid: Option<Hybrid>,
 }
 
 impl SimPhone {
@@ -99,6 +106,10 @@ impl SimPhone {
             listener: Listener::new(),
             counters: PhoneCounters::default(),
             buf: [0; CHUNK_SAMPLES],
+            cid_rx: cfg.callerid.map(CallerIdReceiver::new),
+            cid_frame: [0; callerid::MAX_MESSAGE_BYTES],
+            cid_len: 0,
+            hybrid: cfg.echo.map(Hybrid::new),
         }
     }
 
@@ -245,6 +256,11 @@ impl SimPhone {
     }
 
     fn go(&mut self, hook: HookState) {
+        if hook == HookState::OnHook {
+            if let Some(h) = self.hybrid.as_mut() {
+                h.reset();
+            }
+        }
         self.hook = hook;
         if let Some(slot) = self.pending.iter_mut().find(|p| p.is_none()) {
             *slot = Some(hook);
@@ -271,6 +287,12 @@ impl SimPhone {
         }
     }
 
+    /// The caller ID the phone's display shows: the last message received while ringing
+    /// (decoded and checked now), or `None` when none came since the last ring began.
+    pub fn caller_id(&self) -> Option<Result<(Format, CallerIdMessage), CidError>> {
+        (self.cid_len > 0).then(|| callerid::decode(&self.cid_frame[..self.cid_len]))
+    }
+
     /// Ringing voltage applied or removed by the exchange (our FXS port).
     pub(crate) fn ring(&mut self, on: bool) {
         if on == self.ring_voltage {
@@ -290,6 +312,10 @@ impl SimPhone {
         if !self.is_ringing() {
             self.ring_started = self.now;
             self.episode_bursts = 0;
+            self.cid_len = 0;
+            if let Some(rx) = self.cid_rx.as_mut() {
+                rx.reset();
+            }
         }
         self.episode_bursts += 1;
         self.state = PhoneState::Ringing { bursts: self.episode_bursts };
@@ -335,6 +361,22 @@ impl SimPhone {
                 None => {}
             }
         }
+        // Ear.
+        self.law.decode_block(from_pbx, &mut self.buf);
+        let heard = self.buf;
+        let ringing = self.is_ringing();
+        if self.hook == HookState::OffHook {
+            self.listener.push(plan, &heard);
+        } else if let (Some(rx), true) = (self.cid_rx.as_mut(), ringing) {
+            // The display decodes on-hook data between the rings.
+            let (frame, len) = (&mut self.cid_frame, &mut self.cid_len);
+            rx.process_frames(&heard, |r| {
+                if let Ok(bytes) = r {
+                    frame[..bytes.len()].copy_from_slice(bytes);
+                    *len = bytes.len();
+                }
+            });
+        }
         // Mouth.
         if self.hook == HookState::OnHook {
             *to_pbx = [self.law.silence(); CHUNK_SAMPLES];
@@ -344,12 +386,10 @@ impl SimPhone {
             } else {
                 self.voice.fill(&mut self.buf);
             }
+            if let Some(h) = self.hybrid.as_mut() {
+                h.apply(&heard, &mut self.buf);
+            }
             self.law.encode_block(&self.buf, to_pbx);
-        }
-        // Ear.
-        if self.hook == HookState::OffHook {
-            self.law.decode_block(from_pbx, &mut self.buf);
-            self.listener.push(plan, &self.buf);
         }
     }
 }

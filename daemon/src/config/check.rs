@@ -225,6 +225,7 @@ fn check_timers(cfg: &Config, p: &mut Problems) {
             ),
         ));
     }
+    range(p, an("echo_tail_ms"), a.echo_tail_ms.into(), 1, 128, "ms");
     let d = &cfg.dialplan;
     let dp = |k: &str| Loc::top(&["dialplan", k]);
     range(p, dp("first_digit_timeout_ms"), d.first_digit_timeout_ms.into(), 1000, 120_000, "ms");
@@ -420,14 +421,23 @@ fn check_references(cfg: &Config, o: &Origins, p: &mut Problems) {
         }
     }
     for (i, t) in cfg.trunk_groups.iter().enumerate() {
-        if let Some(target) = &t.incoming {
+        for (key, target) in [("incoming", &t.incoming), ("fax_destination", &t.fax_destination)] {
+            let Some(target) = target else { continue };
             if !extensions.contains(target.as_str()) && !hunts.contains(target.as_str()) {
                 p.push((
-                    Loc::entry("trunk_group", o.trunk_groups[i], "incoming"),
+                    Loc::entry("trunk_group", o.trunk_groups[i], key),
                     format!("{target} is neither an extension nor a hunt group number"),
                 ));
             }
         }
+        range(
+            p,
+            Loc::entry("trunk_group", o.trunk_groups[i], "fax_detect_s"),
+            t.fax_detect_s.into(),
+            0,
+            120,
+            "s",
+        );
     }
 }
 

@@ -364,6 +364,72 @@ pub struct AnalogConfig {
     /// Treat a polarity reversal on an FXO line as the far end hanging up.
     #[serde(default = "default_true")]
     pub fxo_hangup_on_polarity: bool,
+    /// Listen for busy and congestion tone on FXO calls and treat it as the far end hanging
+    /// up (Chinese exchanges often signal a clear only this way).
+    #[serde(default = "default_true")]
+    pub fxo_hangup_on_busy_tone: bool,
+    /// Follow the call progress of outgoing FXO calls by ear: busy tone clears the call as
+    /// busy, voice after ringback marks the answer, ringback beyond the answer timeout clears
+    /// it as unanswered.
+    #[serde(default = "default_true")]
+    pub fxo_call_progress: bool,
+    /// Caller ID the exchange sends on FXO lines between the first and second ring
+    /// (`off` routes the call at the first ring).
+    #[serde(default = "default_callerid")]
+    pub fxo_callerid: CallerIdMode,
+    /// Caller ID sent to extensions between the first and second ring.
+    #[serde(default = "default_callerid")]
+    pub fxs_callerid: CallerIdMode,
+    /// Message format of the caller ID sent to extensions.
+    #[serde(default)]
+    pub fxs_callerid_format: CallerIdFormat,
+    /// Cancel the line (hybrid) echo on analog ports during calls.
+    #[serde(default = "default_true")]
+    pub echo_cancel: bool,
+    /// Echo tail the canceller covers, ms (1-128).
+    #[serde(default = "default_echo_tail_ms")]
+    pub echo_tail_ms: u32,
+}
+
+fn default_callerid() -> CallerIdMode {
+    CallerIdMode::Bell202
+}
+fn default_echo_tail_ms() -> u32 {
+    64
+}
+
+/// Which FSK modem carries on-hook caller ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerIdMode {
+    /// No caller ID.
+    Off,
+    /// Bell 202 (China, North America).
+    Bell202,
+    /// ITU-T V.23 (ETSI countries).
+    V23,
+}
+
+impl CallerIdMode {
+    /// The modem, or `None` when off.
+    pub fn standard(self) -> Option<cardpbx_dsp::callerid::FskStandard> {
+        match self {
+            CallerIdMode::Off => None,
+            CallerIdMode::Bell202 => Some(cardpbx_dsp::callerid::FskStandard::Bell202),
+            CallerIdMode::V23 => Some(cardpbx_dsp::callerid::FskStandard::V23),
+        }
+    }
+}
+
+/// Caller ID message format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerIdFormat {
+    /// Single data message: date, time and number.
+    Sdmf,
+    /// Multiple data message: date, time, number and name.
+    #[default]
+    Mdmf,
 }
 
 impl Default for AnalogConfig {
@@ -375,6 +441,13 @@ impl Default for AnalogConfig {
             fxo_ring_gap_timeout_ms: default_fxo_ring_gap_timeout_ms(),
             fxo_answer_on_polarity: false,
             fxo_hangup_on_polarity: true,
+            fxo_hangup_on_busy_tone: true,
+            fxo_call_progress: true,
+            fxo_callerid: default_callerid(),
+            fxs_callerid: default_callerid(),
+            fxs_callerid_format: CallerIdFormat::default(),
+            echo_cancel: true,
+            echo_tail_ms: default_echo_tail_ms(),
         }
     }
 }
@@ -455,6 +528,18 @@ pub struct TrunkGroupConfig {
     /// Extension or hunt group number that incoming calls ring (none: incoming calls are refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incoming: Option<String>,
+    /// Extension or hunt group number that takes incoming fax calls. When set, incoming calls
+    /// are answered at once (the caller hears ringback from us) and listened to for fax
+    /// calling tone (CNG), which moves the call here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fax_destination: Option<String>,
+    /// How long after an extension answers a CNG still moves the call to the fax destination, s.
+    #[serde(default = "default_fax_detect_s")]
+    pub fax_detect_s: u32,
+}
+
+fn default_fax_detect_s() -> u32 {
+    5
 }
 
 fn default_min_digits() -> u32 {

@@ -28,16 +28,24 @@ pub mod stats;
 #[cfg(test)]
 mod tests;
 
-pub use api::{ConfId, ConfMode, EngineCommand, EngineEvent, PromptId, RecSlot, Source, MAX_MIX};
+pub use api::{
+    CidFrame, ConfId, ConfMode, Detectors, EngineCommand, EngineEvent, FskBurst, PromptId, RecSlot,
+    Source, CLAMP_DELAY_SAMPLES, MAX_MIX,
+};
 pub use prompt::{PromptError, PromptLibrary};
 pub use record::{
     RecordError, RecordingFinished, RecordingHandle, RecordingRings, RecordingWriter,
 };
 pub use stats::{EngineStats, EngineStatsSnapshot};
 
+use cardpbx_dsp::callerid::{CallerIdReceiver, FskStandard, FskTx, MARK_BITS, SEIZURE_BITS};
 use cardpbx_dsp::dtmf::{DtmfConfig, DtmfDetector, DtmfEvent};
+use cardpbx_dsp::echo::{EchoCanceller, EchoConfig, EchoConfigError};
+use cardpbx_dsp::faxtone::{FaxToneDetector, FaxToneEvent};
 use cardpbx_dsp::g711::Law;
+use cardpbx_dsp::progress::{ProgressDetector, ProgressEvent};
 use cardpbx_dsp::tone::{ToneGen, ToneSpec};
+use cardpbx_dsp::toneplan::TonePlan;
 use cardpbx_hal::{Card, ChannelId, Chunk, ErrorKind, HalCommand, HalEvent, Tick, CHUNK_SAMPLES};
 use list::ActiveList;
 use record::SlotProducer;
@@ -57,6 +65,10 @@ pub const HEARTBEAT_TICKS: Tick = 1000;
 const NONE: u32 = u32::MAX;
 const NO_CONF: u16 = u16::MAX;
 
+/// Samples of margin muted on each side of a clamped DTMF digit (the onset and end estimates
+/// are good to about a millisecond).
+const CLAMP_MARGIN_SAMPLES: u64 = 24;
+
 /// Sizes and shared data the engine is built with.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -70,6 +82,13 @@ pub struct EngineConfig {
     pub recording_slots: usize,
     /// Decoded prompts for [`Source::Prompt`].
     pub prompts: PromptLibrary,
+    /// The tone plan the call-progress detectors listen for.
+    pub tone_plan: TonePlan,
+    /// Channels that get a line echo canceller (analog ports), off until
+    /// [`EngineCommand::EchoCancel`].
+    pub echo_channels: Vec<ChannelId>,
+    /// Settings of those echo cancellers.
+    pub echo: EchoConfig,
 }
 
 impl Default for EngineConfig {
@@ -80,8 +99,22 @@ impl Default for EngineConfig {
             conferences: 64,
             recording_slots: 32,
             prompts: PromptLibrary::empty(),
+            tone_plan: TonePlan::china(),
+            echo_channels: Vec::new(),
+            echo: EchoConfig::default(),
         }
     }
+}
+
+/// Why an engine cannot be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineBuildError {
+    /// The echo canceller settings are refused.
+    #[error("echo canceller: {0}")]
+    Echo(#[from] EchoConfigError),
+    /// An echo channel is not an audio channel of the card.
+    #[error("echo canceller on {0}: not an audio channel of the card")]
+    EchoChannel(ChannelId),
 }
 
 /// The command ring was full; the command is handed back.
@@ -148,6 +181,19 @@ enum Route {
         id: u16,
         repeat: bool,
     },
+    Fsk,
+}
+
+/// DTMF clamping state of one channel: a delay line for its received G.711 codes and the
+/// window of detector sample positions to replace with silence.
+#[derive(Clone)]
+struct Clamp {
+    delay: [u8; CLAMP_DELAY_SAMPLES],
+    pos: usize,
+    /// Muted sample positions `[from, to)` in the DTMF detector's count (`to` is `u64::MAX`
+    /// while the digit sounds).
+    from: u64,
+    to: u64,
 }
 
 /// The media engine of one card. See the module docs.
@@ -174,8 +220,17 @@ pub struct Engine<C: Card> {
     conf_mix: Vec<[i32; CHUNK_SAMPLES]>,
     conf_talkers: Vec<u32>,
     dtmf: Vec<DtmfDetector>,
-    dtmf_base: Vec<Tick>,
-    dtmf_active: ActiveList,
+    /// Ticks at which each channel's DTMF, progress and fax detectors were last reset.
+    det_base: Vec<[Tick; 3]>,
+    det: Vec<Detectors>,
+    det_active: ActiveList,
+    progress: Vec<ProgressDetector>,
+    fax: Vec<FaxToneDetector>,
+    cid: Vec<CallerIdReceiver>,
+    clamp: Vec<Clamp>,
+    fsk: Vec<FskTx>,
+    echo: Vec<Option<Box<EchoCanceller>>>,
+    echo_active: ActiveList,
     rec: Vec<SlotProducer>,
     rec_active: ActiveList,
     cmd: HeapCons<EngineCommand>,
@@ -208,6 +263,31 @@ fn emit(ev: &mut HeapProd<EngineEvent>, stats: &EngineStats, e: EngineEvent) {
     }
 }
 
+/// Put a tick's received codes of a clamped channel through its delay line, replacing those
+/// inside the muted window with the idle code, and decode the result for the listeners. `end`
+/// is the DTMF detector's sample count after this tick's samples.
+fn clamp_chunk(
+    c: &mut Clamp,
+    law: Law,
+    end: u64,
+    rx: &mut Chunk,
+    rx_lin: &mut [i16; CHUNK_SAMPLES],
+) {
+    // Detector count of the first code leaving the delay line now.
+    let first = end.checked_sub((CLAMP_DELAY_SAMPLES + CHUNK_SAMPLES) as u64);
+    for (i, code) in rx.iter_mut().enumerate() {
+        let out = c.delay[c.pos];
+        c.delay[c.pos] = *code;
+        c.pos = (c.pos + 1) % CLAMP_DELAY_SAMPLES;
+        let muted = first.is_some_and(|f| {
+            let p = f + i as u64;
+            p >= c.from && p < c.to
+        });
+        *code = if muted { law.silence() } else { out };
+    }
+    law.decode_block(rx, rx_lin);
+}
+
 #[inline]
 fn saturate(acc: &[i32; CHUNK_SAMPLES]) -> [i16; CHUNK_SAMPLES] {
     std::array::from_fn(|i| acc[i].clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16)
@@ -222,8 +302,26 @@ impl<C: Card> Engine<C> {
     /// Build an engine for `card`, with every buffer allocated now.
     ///
     /// # Panics
-    /// When `cfg.conferences` or `cfg.recording_slots` exceed 65535.
+    /// When `cfg.conferences` or `cfg.recording_slots` exceed 65535, or the echo canceller
+    /// settings are refused (see [`Engine::build`] to get an error instead).
     pub fn new(card: C, cfg: EngineConfig) -> (Engine<C>, EngineHandle) {
+        match Self::build(card, cfg) {
+            Ok(e) => e,
+            Err(e) => panic!("cannot build the media engine: {e}"),
+        }
+    }
+
+    /// Build an engine for `card`, with every buffer allocated now.
+    ///
+    /// # Errors
+    /// Refused echo canceller settings or echo channels.
+    ///
+    /// # Panics
+    /// When `cfg.conferences` or `cfg.recording_slots` exceed 65535.
+    pub fn build(
+        card: C,
+        cfg: EngineConfig,
+    ) -> Result<(Engine<C>, EngineHandle), EngineBuildError> {
         assert!(cfg.conferences <= usize::from(NO_CONF), "at most 65535 conferences");
         assert!(cfg.recording_slots <= usize::from(u16::MAX), "at most 65535 recording slots");
         cardpbx_dsp::tone::init();
@@ -241,6 +339,18 @@ impl<C: Card> Engine<C> {
         let (rec, rings) = record::pool(cfg.recording_slots);
         let stats = Arc::new(EngineStats::default());
         let dtmf_proto = DtmfDetector::new(DtmfConfig::default());
+        let mut echo: Vec<Option<Box<EchoCanceller>>> = (0..n).map(|_| None).collect();
+        for &c in &cfg.echo_channels {
+            if !audio.get(c.index()).copied().unwrap_or(false) {
+                return Err(EngineBuildError::EchoChannel(c));
+            }
+            echo[c.index()] = Some(Box::new(EchoCanceller::new(cfg.echo)?));
+        }
+        let clamp = Clamp { delay: [0; CLAMP_DELAY_SAMPLES], pos: 0, from: 0, to: 0 };
+        let clamp: Vec<Clamp> = law
+            .iter()
+            .map(|l| Clamp { delay: [l.silence(); CLAMP_DELAY_SAMPLES], ..clamp.clone() })
+            .collect();
         let engine = Engine {
             card,
             n,
@@ -263,8 +373,16 @@ impl<C: Card> Engine<C> {
             conf_mix: vec![[0; CHUNK_SAMPLES]; cfg.conferences],
             conf_talkers: vec![0; cfg.conferences],
             dtmf: vec![dtmf_proto; n],
-            dtmf_base: vec![0; n],
-            dtmf_active: ActiveList::new(n),
+            det_base: vec![[0; 3]; n],
+            det: vec![Detectors::NONE; n],
+            det_active: ActiveList::new(n),
+            progress: vec![ProgressDetector::new(&cfg.tone_plan); n],
+            fax: vec![FaxToneDetector::new(); n],
+            cid: vec![CallerIdReceiver::new(FskStandard::Bell202); n],
+            clamp,
+            fsk: vec![FskTx::new(FskStandard::Bell202, -13.0, SEIZURE_BITS, MARK_BITS); n],
+            echo,
+            echo_active: ActiveList::new(n),
             rec_active: ActiveList::new(cfg.recording_slots),
             rec,
             cmd: cmd_cons,
@@ -272,7 +390,7 @@ impl<C: Card> Engine<C> {
             stats: stats.clone(),
         };
         let handle = EngineHandle { cmd: cmd_prod, ev: ev_cons, stats, recordings: Some(rings) };
-        (engine, handle)
+        Ok((engine, handle))
     }
 
     /// The card.
@@ -372,6 +490,7 @@ impl<C: Card> Engine<C> {
         }
 
         self.decode_rx();
+        self.cancel_echo();
         self.run_detectors();
         self.mix_conferences();
         self.compute_outputs();
@@ -391,18 +510,88 @@ impl<C: Card> Engine<C> {
         }
     }
 
+    /// Remove the echo of what each echo-cancelled channel sent from what it received; what
+    /// routes copy (the G.711 codes) is re-encoded from the result.
+    fn cancel_echo(&mut self) {
+        for &ch in self.echo_active.as_slice() {
+            let ch = ch as usize;
+            let Some(ec) = self.echo[ch].as_deref_mut() else { continue };
+            let law = self.law[ch];
+            let mut far = [0i16; CHUNK_SAMPLES];
+            law.decode_block(&self.tx[ch], &mut far);
+            let near = self.rx_lin[ch];
+            ec.process_block(&far, &near, &mut self.rx_lin[ch]);
+            law.encode_block(&self.rx_lin[ch], &mut self.rx[ch]);
+        }
+    }
+
     fn run_detectors(&mut self) {
         let ev = &mut self.ev;
         let stats = &*self.stats;
-        for &ch in self.dtmf_active.as_slice() {
+        for &ch in self.det_active.as_slice() {
             let ch = ch as usize;
-            let base = self.dtmf_base[ch];
-            self.dtmf[ch].process(&self.rx_lin[ch], |e| {
-                if let DtmfEvent::Start { digit, at_sample } = e {
-                    let at = base + at_sample / CHUNK_SAMPLES as u64;
-                    emit(ev, stats, EngineEvent::Digit { chan: ChannelId(ch as u32), digit, at });
+            let chan = ChannelId(ch as u32);
+            let det = self.det[ch];
+            let [dtmf_base, progress_base, fax_base] = self.det_base[ch];
+            let tick_of = |base: Tick, at_sample: u64| base + at_sample / CHUNK_SAMPLES as u64;
+            let samples = &self.rx_lin[ch];
+            if det.progress {
+                self.progress[ch].process(samples, |e| {
+                    let at = match e {
+                        ProgressEvent::Detected { at_sample, .. }
+                        | ProgressEvent::ToneStopped { at_sample, .. }
+                        | ProgressEvent::VoiceDetected { at_sample } => at_sample,
+                    };
+                    emit(ev, stats, EngineEvent::Progress(chan, e, tick_of(progress_base, at)));
+                });
+            }
+            if det.fax {
+                self.fax[ch].process(samples, |e| {
+                    let at = match e {
+                        FaxToneEvent::Cng { at_sample } | FaxToneEvent::Ced { at_sample, .. } => {
+                            at_sample
+                        }
+                    };
+                    emit(ev, stats, EngineEvent::FaxTone(chan, e, tick_of(fax_base, at)));
+                });
+            }
+            if det.callerid.is_some() {
+                let now = self.now;
+                self.cid[ch].process_frames(samples, |r| {
+                    let r = r.map(|bytes| CidFrame::new(bytes).expect("receiver frames fit"));
+                    emit(ev, stats, EngineEvent::CallerId(chan, r, now));
+                });
+            }
+            if det.dtmf || det.clamp_dtmf {
+                let clamp = &mut self.clamp[ch];
+                let clamping = det.clamp_dtmf;
+                // Detector count of the next code to leave the delay line.
+                let next_out =
+                    self.dtmf[ch].samples_processed().saturating_sub(CLAMP_DELAY_SAMPLES as u64);
+                self.dtmf[ch].process(&self.rx_lin[ch], |e| match e {
+                    DtmfEvent::Start { digit, at_sample } => {
+                        let at = tick_of(dtmf_base, at_sample);
+                        emit(ev, stats, EngineEvent::Digit { chan, digit, at });
+                        if clamping {
+                            let from = at_sample.saturating_sub(CLAMP_MARGIN_SAMPLES);
+                            // The last window is still on its way out: stretch it instead.
+                            if next_out >= clamp.to {
+                                clamp.from = from;
+                            }
+                            clamp.to = u64::MAX;
+                        }
+                    }
+                    DtmfEvent::End { at_sample, .. } => {
+                        if clamping {
+                            clamp.to = at_sample + CLAMP_MARGIN_SAMPLES;
+                        }
+                    }
+                });
+                if clamping {
+                    let end = self.dtmf[ch].samples_processed();
+                    clamp_chunk(clamp, self.law[ch], end, &mut self.rx[ch], &mut self.rx_lin[ch]);
                 }
-            });
+            }
         }
     }
 
@@ -461,6 +650,14 @@ impl<C: Card> Engine<C> {
                     self.tone[ch].fill(&mut buf);
                     encode(law, &buf, &mut self.tx[ch]);
                     if self.tone[ch].is_done() {
+                        self.play_done(ch);
+                    }
+                }
+                Route::Fsk => {
+                    let mut buf = [0i16; CHUNK_SAMPLES];
+                    let more = self.fsk[ch].fill(&mut buf);
+                    encode(law, &buf, &mut self.tx[ch]);
+                    if !more {
                         self.play_done(ch);
                     }
                 }
@@ -607,6 +804,7 @@ impl<C: Card> Engine<C> {
                 Route::Conf(c.0)
             }
             Source::Tone(_) => Route::Tone,
+            Source::Fsk(_) => Route::Fsk,
             Source::Prompt { prompt, repeat } => {
                 self.prompts.samples(prompt)?;
                 Route::Prompt { id: prompt.0, repeat }
@@ -643,6 +841,13 @@ impl<C: Card> Engine<C> {
                 };
                 match src {
                     Source::Tone(spec) => self.tone[ch].set(spec),
+                    Source::Fsk(b) => {
+                        let mut tx = FskTx::new(b.standard, b.level_dbm0, SEIZURE_BITS, MARK_BITS);
+                        if tx.send(b.frame.as_bytes()).is_err() {
+                            return self.reject(chan);
+                        }
+                        self.fsk[ch] = tx;
+                    }
                     Source::Prompt { .. } => self.prompt_pos[ch] = 0,
                     _ => {}
                 }
@@ -676,18 +881,25 @@ impl<C: Card> Engine<C> {
                     self.set_route(ch, Route::Silence);
                 }
             }
-            EngineCommand::DetectDtmf(chan, on) => {
+            EngineCommand::Detect(chan, want) => {
                 if !self.is_audio(chan) {
                     return self.reject(chan);
                 }
+                self.set_detectors(chan.index(), want);
+            }
+            EngineCommand::EchoCancel(chan, on) => {
                 let ch = chan.index();
-                if on && !self.dtmf_active.contains(ch) {
-                    self.dtmf[ch].reset();
-                    self.dtmf_base[ch] = self.now;
-                    self.dtmf_active.insert(ch);
+                if !self.is_audio(chan) || self.echo[ch].is_none() {
+                    return self.reject(chan);
+                }
+                if on && !self.echo_active.contains(ch) {
+                    if let Some(ec) = self.echo[ch].as_deref_mut() {
+                        ec.reset();
+                    }
+                    self.echo_active.insert(ch);
                     self.add_ref(ch);
-                } else if !on && self.dtmf_active.contains(ch) {
-                    self.dtmf_active.remove(ch);
+                } else if !on && self.echo_active.contains(ch) {
+                    self.echo_active.remove(ch);
                     self.del_ref(ch);
                 }
             }
@@ -723,6 +935,55 @@ impl<C: Card> Engine<C> {
                     emit(&mut self.ev, &self.stats, EngineEvent::CommandFailed(chan, self.now));
                 }
             }
+        }
+    }
+
+    /// Switch a channel's detectors; each one switched on starts afresh.
+    fn set_detectors(&mut self, ch: usize, want: Detectors) {
+        let old = self.det[ch];
+        let now = self.now;
+        let dtmf = want.dtmf || want.clamp_dtmf;
+        if dtmf && !(old.dtmf || old.clamp_dtmf) {
+            self.dtmf[ch].reset();
+            self.det_base[ch][0] = now;
+        }
+        if want.clamp_dtmf && !old.clamp_dtmf {
+            let c = &mut self.clamp[ch];
+            c.delay = [self.law[ch].silence(); CLAMP_DELAY_SAMPLES];
+            c.pos = 0;
+            c.from = 0;
+            c.to = 0;
+            if old.dtmf {
+                // The window is counted in the running detector's samples.
+                let p = self.dtmf[ch].samples_processed();
+                c.from = p;
+                c.to = p;
+            }
+        }
+        if want.progress && !old.progress {
+            self.progress[ch].reset();
+            self.det_base[ch][1] = now;
+        }
+        if want.fax && !old.fax {
+            self.fax[ch].reset();
+            self.det_base[ch][2] = now;
+        }
+        if want.callerid != old.callerid {
+            if let Some(std) = want.callerid {
+                self.cid[ch] = CallerIdReceiver::new(std);
+            }
+        }
+        self.det[ch] = want;
+        match (old.any(), want.any()) {
+            (false, true) => {
+                self.det_active.insert(ch);
+                self.add_ref(ch);
+            }
+            (true, false) => {
+                self.det_active.remove(ch);
+                self.del_ref(ch);
+            }
+            _ => {}
         }
     }
 

@@ -362,7 +362,7 @@ fn full_command_ring_is_counted() {
     for _ in 0..4 {
         h.send(EngineCommand::SetSource(c(0), Source::Silence)).unwrap();
     }
-    let extra = EngineCommand::DetectDtmf(c(0), true);
+    let extra = EngineCommand::Detect(c(0), Detectors::DTMF);
     assert_eq!(h.send(extra), Err(Full(extra)));
     assert_eq!(h.stats().snapshot().command_overruns, 1);
 }
@@ -394,7 +394,7 @@ fn dtmf_digits_are_reported_with_their_start_tick() {
     // Channel 1 plays digits; the card loops them back into channel 0, which listens.
     let (mut e, mut h) = engine(&[HLaw::Alaw; 2], EngineConfig::default());
     e.card_mut().loopback[0] = Some(c(1));
-    h.send(EngineCommand::DetectDtmf(c(0), true)).unwrap();
+    h.send(EngineCommand::Detect(c(0), Detectors::DTMF)).unwrap();
     for _ in 0..10 {
         e.tick().unwrap();
     }
@@ -427,7 +427,7 @@ fn dtmf_digits_are_reported_with_their_start_tick() {
         assert_eq!(d, want);
         assert!(at.abs_diff(*start) <= 3, "digit {d} at tick {at}, tone began in {start}");
     }
-    h.send(EngineCommand::DetectDtmf(c(0), false)).unwrap();
+    h.send(EngineCommand::Detect(c(0), Detectors::NONE)).unwrap();
     e.tick().unwrap();
     assert_eq!(e.rx_active.len(), 0, "no decoding left for an idle channel");
 }
@@ -512,4 +512,134 @@ fn run_until_stopped_ends_on_stop_or_card_gone() {
     assert_eq!(err.kind(), ErrorKind::Gone);
     assert_eq!(events(&mut h), vec![EngineEvent::Hal(50, HalEvent::CardGone)]);
     assert_eq!(h.stats().snapshot().ticks, 50);
+}
+
+// ----- echo cancelling, detectors, clamping -----
+
+/// White-ish noise, rms about `rms`, from a fixed seed.
+fn noise(n: usize, rms: f64, seed: u64) -> Vec<i16> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            let mut acc = 0.0;
+            for _ in 0..4 {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                acc += (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+            }
+            // Sum of 4 uniforms: variance 4/12.
+            (acc * rms / (4.0f64 / 12.0).sqrt()) as i16
+        })
+        .collect()
+}
+
+#[test]
+fn echo_canceller_removes_a_hybrids_echo_from_what_listeners_hear() {
+    use cardpbx_sim::{EchoPath, Hybrid};
+    let prompts =
+        PromptLibrary::from_samples(vec![("far".into(), noise(8000 * 4, 3000.0, 9))]).unwrap();
+    let cfg = EngineConfig { prompts, echo_channels: vec![c(0)], ..Default::default() };
+    let (mut e, mut h) = engine(&[HLaw::Alaw; 2], cfg);
+    // Channel 0 plays the far end's speech to the line; its hybrid returns an echo 10 dB down
+    // after 12 ms; channel 1 listens to what channel 0 receives.
+    h.send(EngineCommand::SetSource(c(0), Source::Prompt { prompt: PromptId(0), repeat: true }))
+        .unwrap();
+    h.send(EngineCommand::SetSource(c(1), Source::Channel(c(0)))).unwrap();
+    h.send(EngineCommand::EchoCancel(c(0), true)).unwrap();
+    let mut hybrid = Hybrid::new(EchoPath { delay_ms: 12, loss_db: 10.0 });
+    let (mut echo_pow, mut out_pow) = (0.0f64, 0.0f64);
+    for t in 0..6000u64 {
+        e.tick().unwrap();
+        let mut sent = [0i16; 8];
+        Law::Alaw.decode_block(&e.card().tx[0], &mut sent);
+        let mut back = [0i16; 8];
+        hybrid.apply(&sent, &mut back);
+        // What channel 1 sends is channel 0's received audio after cancelling (one tick late).
+        let mut heard = [0i16; 8];
+        Law::Alaw.decode_block(&e.card().tx[1], &mut heard);
+        Law::Alaw.encode_block(&back, &mut e.card_mut().rx[0]);
+        if t >= 4000 {
+            echo_pow += back.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+            out_pow += heard.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+        }
+    }
+    let erle = 10.0 * (echo_pow / out_pow.max(1.0)).log10();
+    println!("engine echo canceller: ERLE {erle:.1} dB after 4 s");
+    assert!(erle >= 30.0, "ERLE {erle:.1} dB");
+
+    // Switched off, the echo passes.
+    h.send(EngineCommand::EchoCancel(c(0), false)).unwrap();
+    let (mut echo_pow, mut out_pow) = (0.0f64, 0.0f64);
+    for _ in 0..500 {
+        e.tick().unwrap();
+        let mut sent = [0i16; 8];
+        Law::Alaw.decode_block(&e.card().tx[0], &mut sent);
+        let mut back = [0i16; 8];
+        hybrid.apply(&sent, &mut back);
+        let mut heard = [0i16; 8];
+        Law::Alaw.decode_block(&e.card().tx[1], &mut heard);
+        Law::Alaw.encode_block(&back, &mut e.card_mut().rx[0]);
+        echo_pow += back.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+        out_pow += heard.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+    }
+    let ratio = 10.0 * (echo_pow / out_pow).log10();
+    assert!(ratio.abs() < 1.0, "without the canceller listeners hear the echo ({ratio:.1} dB)");
+    // A channel the engine has no canceller for refuses the command.
+    h.send(EngineCommand::EchoCancel(c(1), true)).unwrap();
+    e.tick().unwrap();
+    assert!(events(&mut h).contains(&EngineEvent::CommandFailed(c(1), e.now())));
+}
+
+#[test]
+fn clamped_dtmf_is_not_heard_by_listeners_but_is_reported() {
+    // Channel 0 receives speech-level noise with two DTMF digits in it; channel 1 listens.
+    let mut signal = noise(8000 * 2, 300.0, 4);
+    let gen_digit = |digit: char, at: usize, sig: &mut Vec<i16>| {
+        let (lo, hi) = cardpbx_dsp::dtmf::key_freqs(digit).unwrap();
+        for i in 0..(8 * 70) {
+            let t = i as f64 / 8000.0;
+            let a = 22_827.0 * 10f64.powf(-10.0 / 20.0);
+            let v = a
+                * ((std::f64::consts::TAU * f64::from(lo) * t).sin()
+                    + (std::f64::consts::TAU * f64::from(hi) * t).sin());
+            sig[at + i] = (f64::from(sig[at + i]) + v) as i16;
+        }
+    };
+    gen_digit('5', 4000, &mut signal);
+    gen_digit('#', 4000 + 8 * 150, &mut signal);
+    let (mut e, mut h) = engine(&[HLaw::Alaw; 2], EngineConfig::default());
+    h.send(EngineCommand::SetSource(c(1), Source::Channel(c(0)))).unwrap();
+    let clamp = Detectors { clamp_dtmf: true, ..Detectors::NONE };
+    h.send(EngineCommand::Detect(c(0), clamp)).unwrap();
+    e.tick().unwrap();
+    let mut heard = Vec::new();
+    let mut digits = Vec::new();
+    for chunk in signal.chunks(8) {
+        let mut buf = [0i16; 8];
+        buf.copy_from_slice(chunk);
+        Law::Alaw.encode_block(&buf, &mut e.card_mut().rx[0]);
+        e.tick().unwrap();
+        let mut out = [0i16; 8];
+        Law::Alaw.decode_block(&e.card().tx[1], &mut out);
+        heard.extend_from_slice(&out);
+        for ev in events(&mut h) {
+            if let EngineEvent::Digit { digit, .. } = ev {
+                digits.push(digit);
+            }
+        }
+    }
+    assert_eq!(digits, vec!['5', '#'], "clamped digits are still detected");
+    // The listener hears the noise, delayed, and no trace of the tones: a DTMF detector on
+    // what it heard finds nothing, and the loudest stretch is noise-level.
+    let mut det = cardpbx_dsp::dtmf::DtmfDetector::new(cardpbx_dsp::dtmf::DtmfConfig::default());
+    let mut leaked = Vec::new();
+    det.process(&heard, |ev| leaked.push(ev));
+    assert!(leaked.is_empty(), "digits leaked through the clamp: {leaked:?}");
+    let peak = heard.iter().map(|s| s.unsigned_abs()).max().unwrap();
+    assert!(peak < 2000, "tone energy leaked: peak {peak}");
+    // The noise itself passes, CLAMP_DELAY_SAMPLES late (A-law round trip).
+    let d = CLAMP_DELAY_SAMPLES + 8;
+    let same = (100..3000).filter(|&i| (heard[i + d] - signal[i]).abs() <= 16).count();
+    assert!(same > 2800, "audio delayed by the clamp: {same} of 2900 samples match");
 }

@@ -16,8 +16,13 @@
 mod dial;
 mod snapshot;
 
-use crate::config::model::{Config, HuntStrategy, PortKind, TrunkHunt};
-use crate::engine::api::{EngineCommand, EngineEvent, Source};
+use crate::config::model::{CallerIdFormat, Config, HuntStrategy, PortKind, TrunkHunt};
+use crate::engine::api::{CidFrame, Detectors, EngineCommand, EngineEvent, FskBurst, Source};
+use crate::engine::EngineConfig;
+use cardpbx_dsp::callerid::{self, AbsenceReason, CallerIdMessage, CidError, Format, FskStandard};
+use cardpbx_dsp::echo::EchoConfig;
+use cardpbx_dsp::faxtone::FaxToneEvent;
+use cardpbx_dsp::progress::ProgressEvent;
 use cardpbx_dsp::tone::{Segment, ToneSpec};
 use cardpbx_dsp::toneplan::{ProgressTone, TonePlan};
 use cardpbx_hal::{Alarms, CardInfo, ChannelId, HalCommand, HalEvent, SigKind, SpanId, Tick};
@@ -40,6 +45,16 @@ const OUTDIAL_ON_MS: u32 = 80;
 const OUTDIAL_OFF_MS: u32 = 80;
 /// Level of each tone of a sent DTMF digit, dBm0.
 const OUTDIAL_LEVEL_DBM0: f32 = -8.0;
+/// Caller ID to an extension starts this long after the first ring burst ends (GR-30 asks
+/// for at least 500 ms).
+const CID_AFTER_RING_MS: u64 = 500;
+/// Level of the caller ID sent to extensions, dBm0.
+const CID_LEVEL_DBM0: f32 = -13.0;
+/// After the first ring burst on an FXO line, how long to wait for caller ID before routing
+/// the call without it (the data comes about 0.5 to 1.5 s after the burst).
+const CID_WAIT_AFTER_RING_MS: u64 = 3000;
+/// Longest wait for caller ID from the first ring on, should the burst never end.
+const CID_WAIT_MAX_MS: u64 = 8000;
 
 /// Why the configuration cannot be turned into call control for this card.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +73,9 @@ pub enum PbxError {
     /// A timing value the line state machines refuse.
     #[error("analog settings: {0}")]
     Analog(String),
+    /// The media engine cannot be built with these settings.
+    #[error("media engine: {0}")]
+    Engine(#[from] crate::engine::EngineBuildError),
 }
 
 /// What kind of line a channel is, with its state machine.
@@ -72,6 +90,8 @@ enum LineKind {
 
 struct Line {
     kind: LineKind,
+    /// When to send caller ID to this ringing extension.
+    cid_due: Option<Tick>,
     /// The port name in configuration terms (`sim0/fxs1`).
     port: String,
     /// The call the line takes part in.
@@ -97,6 +117,8 @@ pub enum Direction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
+    /// An incoming trunk call waits for the caller ID between the first and second ring.
+    CallerId,
     /// The caller hears dial tone or is dialling.
     Dialing,
     /// An extension (or several, for a hunt group) is ringing.
@@ -122,6 +144,10 @@ enum CallTimer {
     HuntNext,
     /// The trunk line was seized: start sending digits.
     StartOutdial,
+    /// No caller ID came: route the incoming trunk call without it.
+    CallerIdWait,
+    /// An outgoing trunk call still rings (ringback, no voice): give up.
+    TrunkNoAnswer,
 }
 
 /// A hunt in progress for a call to a hunt group.
@@ -150,6 +176,17 @@ struct Call {
     timer: Option<(Tick, CallTimer)>,
     /// Digits still to send on the seized trunk.
     outdial: VecDeque<char>,
+    /// The caller's name, from caller ID or the extension's configuration.
+    name: Option<String>,
+    /// Why the caller's number is unknown (caller ID said so).
+    from_absent: Option<AbsenceReason>,
+    /// The trunk gave ringback (call progress on an outgoing trunk call).
+    heard_ringback: bool,
+    /// Fax calling tone is listened for on the trunk leg until this tick (`Tick::MAX`: until
+    /// an extension answers).
+    fax_until: Option<Tick>,
+    /// The call was moved to the fax destination.
+    fax: bool,
 }
 
 struct HuntGroup {
@@ -166,7 +203,20 @@ struct TrunkGroup {
     lines: Vec<ChannelId>,
     hunt: TrunkHunt,
     incoming: Option<String>,
+    fax_destination: Option<String>,
+    fax_detect_ms: u64,
     next: usize,
+}
+
+/// Analog line features that call control drives through the media engine's detectors.
+#[derive(Debug, Clone, Copy)]
+struct AnalogFeatures {
+    hangup_on_busy_tone: bool,
+    call_progress: bool,
+    fxo_cid: Option<FskStandard>,
+    fxs_cid: Option<FskStandard>,
+    fxs_cid_format: Format,
+    echo: Option<EchoConfig>,
 }
 
 struct Route {
@@ -194,10 +244,13 @@ pub struct Pbx {
     commands: VecDeque<EngineCommand>,
     counters: PbxCounters,
     now: Tick,
-    /// What each channel was last told to transmit, and whether its DTMF detector is on
-    /// (a mirror of the engine's matrix for `show` commands).
-    sources: Vec<(Source, bool)>,
+    /// What each channel was last told to transmit, which detectors listen to it, and whether
+    /// its echo canceller runs (a mirror of the engine's state for `show` commands).
+    sources: Vec<(Source, Detectors, bool)>,
     spans: BTreeMap<SpanId, SpanState>,
+    features: AnalogFeatures,
+    /// Local time (seconds since 1970 in the local zone) at tick 0, for caller ID.
+    wall_base_s: i64,
 }
 
 /// A span's settings and alarms as call control knows them.
@@ -241,6 +294,7 @@ impl Pbx {
             .channels
             .iter()
             .map(|c| Line {
+                cid_due: None,
                 kind: LineKind::None,
                 port: c.name.clone(),
                 call: None,
@@ -295,6 +349,8 @@ impl Pbx {
                 lines: chans,
                 hunt: g.hunt,
                 incoming: g.incoming.clone(),
+                fax_destination: g.fax_destination.clone(),
+                fax_detect_ms: u64::from(g.fax_detect_s) * 1000,
                 next: 0,
             });
         }
@@ -341,8 +397,29 @@ impl Pbx {
             };
             spans.insert(si.id, state);
         }
-        let sources = vec![(Source::Silence, false); card.channels.len()];
+        let sources = vec![(Source::Silence, Detectors::NONE, false); card.channels.len()];
+        let echo = if a.echo_cancel {
+            let e = EchoConfig { tail_ms: a.echo_tail_ms, ..EchoConfig::default() };
+            cardpbx_dsp::echo::EchoCanceller::new(e)
+                .map_err(|err| PbxError::Analog(format!("echo canceller: {err}")))?;
+            Some(e)
+        } else {
+            None
+        };
+        let features = AnalogFeatures {
+            hangup_on_busy_tone: a.fxo_hangup_on_busy_tone,
+            call_progress: a.fxo_call_progress,
+            fxo_cid: a.fxo_callerid.standard(),
+            fxs_cid: a.fxs_callerid.standard(),
+            fxs_cid_format: match a.fxs_callerid_format {
+                CallerIdFormat::Sdmf => Format::Sdmf,
+                CallerIdFormat::Mdmf => Format::Mdmf,
+            },
+            echo,
+        };
         Ok(Pbx {
+            features,
+            wall_base_s: 0,
             sources,
             spans,
             card,
@@ -369,6 +446,37 @@ impl Pbx {
         &self.card
     }
 
+    /// The media engine settings this call control needs: the tone plan its progress
+    /// detectors listen for and an echo canceller on every analog port it drives (when
+    /// `echo_cancel` is on).
+    pub fn engine_config(&self) -> EngineConfig {
+        let (echo_channels, echo) = match self.features.echo {
+            Some(e) => {
+                let chans = self
+                    .lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| !matches!(l.kind, LineKind::None))
+                    .map(|(i, _)| ChannelId(i as u32))
+                    .collect();
+                (chans, e)
+            }
+            None => (Vec::new(), EchoConfig::default()),
+        };
+        EngineConfig {
+            tone_plan: self.plan.clone(),
+            echo_channels,
+            echo,
+            ..EngineConfig::default()
+        }
+    }
+
+    /// Set the local time at tick 0 (seconds since 1970-01-01 00:00 in the local time zone),
+    /// for the date and time in the caller ID sent to extensions.
+    pub fn set_wall_clock(&mut self, local_s_at_tick0: i64) {
+        self.wall_base_s = local_s_at_tick0;
+    }
+
     /// The next command for the media engine, if any.
     pub fn pop_command(&mut self) -> Option<EngineCommand> {
         self.commands.pop_front()
@@ -386,6 +494,9 @@ impl Pbx {
             EngineEvent::Hal(_, hal) => self.handle_hal(hal),
             EngineEvent::Digit { chan, digit, .. } => self.on_digit(chan, digit),
             EngineEvent::PlayDone(chan, _) => self.on_play_done(chan),
+            EngineEvent::Progress(chan, e, _) => self.on_progress(chan, e),
+            EngineEvent::FaxTone(chan, e, _) => self.on_fax_tone(chan, e),
+            EngineEvent::CallerId(chan, r, _) => self.on_caller_id(chan, r),
             EngineEvent::CommandFailed(chan, _) => {
                 tracing::warn!(%chan, "card command failed; clearing the call on this channel");
                 self.counters.card_errors += 1;
@@ -399,12 +510,16 @@ impl Pbx {
     /// The earliest tick at which [`handle_timeout`](Self::handle_timeout) has work to do.
     pub fn poll_timeout(&self) -> Option<Tick> {
         let calls = self.calls.values().filter_map(|c| c.timer.map(|(t, _)| t));
-        let lines = self.lines.iter().filter_map(|l| match &l.kind {
-            LineKind::Fxs { line, .. } => line.poll_timeout(),
-            LineKind::Fxo { line, .. } => line.poll_timeout(),
-            LineKind::None => None,
+        let fax = self.calls.values().filter_map(|c| c.fax_until);
+        let lines = self.lines.iter().filter_map(|l| {
+            let t = match &l.kind {
+                LineKind::Fxs { line, .. } => line.poll_timeout(),
+                LineKind::Fxo { line, .. } => line.poll_timeout(),
+                LineKind::None => None,
+            };
+            t.into_iter().chain(l.cid_due).min()
         });
-        calls.chain(lines).min()
+        calls.chain(fax).chain(lines).min()
     }
 
     /// Run every timer due at `now`.
@@ -428,6 +543,25 @@ impl Pbx {
             }
             self.on_call_timer(id, kind);
         }
+        let fax_over: Vec<CallId> = self
+            .calls
+            .values()
+            .filter(|c| c.fax_until.is_some_and(|t| t <= now))
+            .map(|c| c.id)
+            .collect();
+        for id in fax_over {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.fax_until = None;
+                let a = c.a;
+                self.update_detectors(a);
+            }
+        }
+        for i in 0..self.lines.len() {
+            if self.lines[i].cid_due.is_some_and(|t| t <= now) {
+                self.lines[i].cid_due = None;
+                self.send_caller_id(ChannelId(i as u32));
+            }
+        }
         self.collect();
     }
 
@@ -442,14 +576,59 @@ impl Pbx {
                     m.0 = src;
                 }
             }
-            EngineCommand::DetectDtmf(ch, on) => {
+            EngineCommand::Detect(ch, d) => {
                 if let Some(m) = self.sources.get_mut(ch.index()) {
-                    m.1 = on;
+                    m.1 = d;
+                }
+            }
+            EngineCommand::EchoCancel(ch, on) => {
+                if let Some(m) = self.sources.get_mut(ch.index()) {
+                    m.2 = on;
                 }
             }
             _ => {}
         }
         self.commands.push_back(c);
+    }
+
+    /// Set a channel's detectors, unless they already are.
+    fn detect(&mut self, chan: ChannelId, d: Detectors) {
+        if self.sources.get(chan.index()).is_some_and(|m| m.1 != d) {
+            self.cmd(EngineCommand::Detect(chan, d));
+        }
+    }
+
+    /// Turn a channel's echo canceller on or off, if it has one and is not already so.
+    fn echo(&mut self, chan: ChannelId, on: bool) {
+        let has = self.features.echo.is_some()
+            && !matches!(
+                self.lines.get(chan.index()).map(|l| &l.kind),
+                None | Some(LineKind::None)
+            );
+        if has && self.sources.get(chan.index()).is_some_and(|m| m.2 != on) {
+            self.cmd(EngineCommand::EchoCancel(chan, on));
+        }
+    }
+
+    /// The detectors a trunk line in a call needs now: busy tone (far-end clear) and call
+    /// progress once connected, fax calling tone while that is listened for.
+    fn update_detectors(&mut self, chan: ChannelId) {
+        let Some(id) = self.lines[chan.index()].call else { return };
+        let Some(c) = self.calls.get(&id) else { return };
+        if !matches!(self.lines[chan.index()].kind, LineKind::Fxo { .. }) {
+            return;
+        }
+        let f = self.features;
+        let connected = c.state == CallState::Connected;
+        let outbound_unanswered = c.direction == Direction::Outbound && c.answered.is_none();
+        let d = Detectors {
+            progress: connected
+                && (f.hangup_on_busy_tone || (f.call_progress && outbound_unanswered)),
+            fax: c.fax_until.is_some() && c.a == chan,
+            callerid: if c.state == CallState::CallerId { f.fxo_cid } else { None },
+            ..Detectors::NONE
+        };
+        self.detect(chan, d);
     }
 
     fn set_source(&mut self, chan: ChannelId, s: Source) {
@@ -539,7 +718,11 @@ impl Pbx {
                 }
             }
             FxsEvent::Flash => tracing::debug!(%chan, "hook flash (no flash features configured)"),
-            FxsEvent::FirstRingEnded => {}
+            FxsEvent::FirstRingEnded => {
+                if self.features.fxs_cid.is_some() && self.lines[chan.index()].call.is_some() {
+                    self.lines[chan.index()].cid_due = Some(self.now + CID_AFTER_RING_MS);
+                }
+            }
         }
     }
 
@@ -547,19 +730,26 @@ impl Pbx {
         match ev {
             FxoEvent::Ringing => self.incoming(chan),
             FxoEvent::RingingStopped => self.leg_gone(chan),
-            FxoEvent::FarEndAnswer => {
+            FxoEvent::RingEndedFirst => {
                 let now = self.now;
-                if let Some(id) = self.lines[chan.index()].call {
-                    if let Some(c) = self.calls.get_mut(&id) {
-                        c.answered.get_or_insert(now);
+                if let Some(c) =
+                    self.lines[chan.index()].call.and_then(|id| self.calls.get_mut(&id))
+                {
+                    if c.state == CallState::CallerId {
+                        c.timer = Some((now + CID_WAIT_AFTER_RING_MS, CallTimer::CallerIdWait));
                     }
+                }
+            }
+            FxoEvent::FarEndAnswer => {
+                if let Some(id) = self.lines[chan.index()].call {
+                    self.trunk_answered(id);
                 }
             }
             FxoEvent::FarEndDisconnect { cause } => {
                 tracing::debug!(%chan, ?cause, "far end disconnected");
                 self.leg_gone(chan);
             }
-            FxoEvent::RingEndedFirst | FxoEvent::PolarityReversalOnHook => {}
+            FxoEvent::PolarityReversalOnHook => {}
         }
     }
 
@@ -573,8 +763,10 @@ impl Pbx {
         let id = self.new_call(Direction::Internal, chan, from);
         let due = self.now + self.first_digit_ms;
         self.calls.get_mut(&id).expect("new call").timer = Some((due, CallTimer::FirstDigit));
+        let name = self.extension_names.get(&self.number_of(chan)).cloned();
+        self.calls.get_mut(&id).expect("new call").name = name;
         self.tone(chan, ProgressTone::Dial);
-        self.cmd(EngineCommand::DetectDtmf(chan, true));
+        self.detect(chan, Detectors::DTMF);
     }
 
     fn new_call(&mut self, direction: Direction, a: ChannelId, from: String) -> CallId {
@@ -598,6 +790,11 @@ impl Pbx {
                 answered: None,
                 timer: None,
                 outdial: VecDeque::new(),
+                name: None,
+                from_absent: None,
+                heard_ringback: false,
+                fax_until: None,
+                fax: false,
             },
         );
         self.lines[a.index()].call = Some(id);
@@ -677,7 +874,7 @@ impl Pbx {
         for r in ringing {
             self.lines[r.index()].call = None;
         }
-        self.cmd(EngineCommand::DetectDtmf(a, false));
+        self.detect(a, Detectors::NONE);
         // An incoming trunk call nobody takes stays unanswered: the exchange gives the caller
         // its own tone, and the call ends when the ringing stops.
         if matches!(self.lines[a.index()].kind, LineKind::Fxs { .. }) {
@@ -688,8 +885,12 @@ impl Pbx {
     fn stop_ringing(&mut self, chans: &[ChannelId]) {
         let now = self.now;
         for &r in chans {
+            self.lines[r.index()].cid_due = None;
             if let LineKind::Fxs { line, .. } = &mut self.lines[r.index()].kind {
                 line.stop_ring(now);
+            }
+            if matches!(self.sources[r.index()].0, Source::Fsk(_)) {
+                self.set_source(r, Source::Silence);
             }
         }
     }
@@ -731,9 +932,16 @@ impl Pbx {
         c.timer = Some(timer);
         c.ringing.extend(rung);
         let a = c.a;
-        self.cmd(EngineCommand::DetectDtmf(a, false));
-        if matches!(self.lines[a.index()].kind, LineKind::Fxs { .. }) {
-            self.tone(a, ProgressTone::Ringback);
+        match &self.lines[a.index()].kind {
+            LineKind::Fxs { .. } => {
+                self.detect(a, Detectors::NONE);
+                self.tone(a, ProgressTone::Ringback);
+            }
+            // A trunk call we answered ourselves (to listen for fax) hears our ringback.
+            LineKind::Fxo { line, .. } if line.state().is_off_hook() => {
+                self.tone(a, ProgressTone::Ringback);
+            }
+            _ => {}
         }
     }
 
@@ -827,34 +1035,239 @@ impl Pbx {
             self.lines[o.index()].call = None;
         }
         if let LineKind::Fxo { line, .. } = &mut self.lines[a.index()].kind {
-            if let Err(e) = line.answer(now) {
-                tracing::warn!(chan = %a, error = %e, "could not answer the trunk line");
-                self.leg_gone(a);
-                return;
+            if !line.state().is_off_hook() {
+                if let Err(e) = line.answer(now) {
+                    tracing::warn!(chan = %a, error = %e, "could not answer the trunk line");
+                    self.leg_gone(a);
+                    return;
+                }
+            }
+        }
+        if let Some(c) = self.calls.get_mut(&id) {
+            if c.fax_until == Some(Tick::MAX) {
+                let ms = match self.lines[a.index()].kind {
+                    LineKind::Fxo { group, .. } => self.trunk_groups[group].fax_detect_ms,
+                    _ => 0,
+                };
+                c.fax_until = (ms > 0).then_some(now + ms);
             }
         }
         self.bridge(a, chan);
     }
 
+    /// Connect two legs both ways, with their echo cancellers and trunk detectors.
     fn bridge(&mut self, a: ChannelId, b: ChannelId) {
         self.set_source(a, Source::Channel(b));
         self.set_source(b, Source::Channel(a));
+        for leg in [a, b] {
+            self.echo(leg, true);
+            self.update_detectors(leg);
+        }
     }
 
-    /// A trunk line rings: route the call to the trunk group's incoming target.
+    /// The far end of an outgoing trunk call answered (polarity reversal, or voice after
+    /// ringback).
+    fn trunk_answered(&mut self, id: CallId) {
+        let now = self.now;
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        if c.answered.is_some() {
+            return;
+        }
+        c.answered = Some(now);
+        if matches!(c.timer, Some((_, CallTimer::TrunkNoAnswer))) {
+            c.timer = None;
+        }
+        tracing::debug!(call = id, "far end answered");
+        if let Some(b) = c.b {
+            self.update_detectors(b);
+        }
+    }
+
+    /// The call-progress detector of a trunk line reported.
+    fn on_progress(&mut self, chan: ChannelId, e: ProgressEvent) {
+        let Some(id) = self.lines[chan.index()].call else { return };
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        let outbound_unanswered =
+            c.direction == Direction::Outbound && c.answered.is_none() && c.b == Some(chan);
+        match e {
+            ProgressEvent::Detected { tone: ProgressTone::Ringback, .. } => {
+                c.heard_ringback = true;
+            }
+            ProgressEvent::Detected {
+                tone: t @ (ProgressTone::Busy | ProgressTone::Congestion),
+                ..
+            } => {
+                if outbound_unanswered && self.features.call_progress {
+                    tracing::debug!(call = id, tone = ?t, "the called number is busy");
+                    self.counters.calls_busy += 1;
+                    self.leg_gone(chan);
+                } else if self.features.hangup_on_busy_tone {
+                    let now = self.now;
+                    if let LineKind::Fxo { line, .. } = &mut self.lines[chan.index()].kind {
+                        line.far_end_disconnect(now);
+                    }
+                }
+            }
+            ProgressEvent::VoiceDetected { .. } => {
+                if outbound_unanswered && c.heard_ringback && self.features.call_progress {
+                    self.trunk_answered(id);
+                }
+            }
+            ProgressEvent::Detected { .. } | ProgressEvent::ToneStopped { .. } => {}
+        }
+    }
+
+    /// The fax tone detector of a trunk line heard CNG or CED.
+    fn on_fax_tone(&mut self, chan: ChannelId, e: FaxToneEvent) {
+        let Some(id) = self.lines[chan.index()].call else { return };
+        let Some(c) = self.calls.get(&id) else { return };
+        match e {
+            FaxToneEvent::Ced { phase_reversals, .. } => {
+                // A modem or fax answered: echo cancellers would garble its signals.
+                tracing::debug!(call = id, phase_reversals, "answer tone: echo cancellers off");
+                let legs: Vec<ChannelId> = std::iter::once(c.a).chain(c.b).collect();
+                for leg in legs {
+                    self.echo(leg, false);
+                }
+            }
+            FaxToneEvent::Cng { .. } => {
+                if c.a != chan || c.fax_until.is_none() || c.fax {
+                    return;
+                }
+                let LineKind::Fxo { group, .. } = self.lines[chan.index()].kind else { return };
+                let Some(dest) = self.trunk_groups[group].fax_destination.clone() else { return };
+                self.move_to_fax(id, &dest);
+            }
+        }
+    }
+
+    /// An incoming trunk call turned out to be a fax: ring the fax destination instead.
+    fn move_to_fax(&mut self, id: CallId, dest: &str) {
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        tracing::info!(call = id, from = %c.from, to = dest, "fax calling tone: moving the call");
+        let ringing = std::mem::take(&mut c.ringing);
+        let answered_by = c.b.take();
+        c.hunt = None;
+        c.timer = None;
+        c.fax = true;
+        c.fax_until = None;
+        c.answered = None;
+        c.state = CallState::Dialing;
+        let a = c.a;
+        self.counters.fax_calls += 1;
+        self.stop_ringing(&ringing);
+        for r in ringing {
+            self.lines[r.index()].call = None;
+        }
+        if let Some(b) = answered_by {
+            // The extension that took the call hears busy tone until it hangs up.
+            self.lines[b.index()].call = None;
+            self.lines[b.index()].orphaned = true;
+            self.echo(b, false);
+            self.tone(b, ProgressTone::Busy);
+        }
+        self.echo(a, false);
+        self.update_detectors(a);
+        self.set_to(id, dest);
+        self.dial(id, dest, true);
+    }
+
+    /// A caller ID frame came in on a trunk line (or broke off).
+    fn on_caller_id(&mut self, chan: ChannelId, r: Result<CidFrame, CidError>) {
+        let Some(id) = self.lines[chan.index()].call else { return };
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        if c.state != CallState::CallerId {
+            return;
+        }
+        match r.and_then(|f| f.decode()) {
+            Ok((format, msg)) => {
+                tracing::debug!(call = id, ?format, ?msg, "caller ID");
+                if let Some(n) = msg.number.filter(|n| !n.is_empty()) {
+                    c.from = n;
+                }
+                c.from_absent = msg.number_absent;
+                c.name = msg.name;
+                self.counters.callerid_received += 1;
+            }
+            Err(CidError::Truncated { .. }) => return,
+            Err(e) => {
+                tracing::warn!(call = id, %chan, error = %e, "bad caller ID message");
+                self.counters.callerid_errors += 1;
+            }
+        }
+        c.timer = None;
+        self.route_incoming(id);
+    }
+
+    /// Send caller ID to a ringing extension, between its first and second ring.
+    fn send_caller_id(&mut self, chan: ChannelId) {
+        let (Some(std), Some(id)) = (self.features.fxs_cid, self.lines[chan.index()].call) else {
+            return;
+        };
+        let LineKind::Fxs { line, .. } = &self.lines[chan.index()].kind else { return };
+        if line.state() != FxsState::Ringing {
+            return;
+        }
+        let Some(c) = self.calls.get(&id) else { return };
+        let msg = caller_id_message(c, self.wall_base_s + (self.now / 1000) as i64);
+        let frame = callerid::encode(self.features.fxs_cid_format, &msg)
+            .ok()
+            .and_then(|bytes| CidFrame::new(&bytes));
+        match frame {
+            Some(frame) => {
+                let burst = FskBurst { standard: std, level_dbm0: CID_LEVEL_DBM0, frame };
+                self.set_source(chan, Source::Fsk(burst));
+            }
+            None => tracing::warn!(call = id, ?msg, "caller ID cannot be encoded; not sent"),
+        }
+    }
+
+    /// A trunk line rings: wait for caller ID, or route the call at once.
     fn incoming(&mut self, chan: ChannelId) {
         if self.lines[chan.index()].call.is_some() {
             return;
         }
-        let LineKind::Fxo { group, .. } = self.lines[chan.index()].kind else { return };
-        let target = self.trunk_groups[group].incoming.clone();
         let from = self.lines[chan.index()].port.clone();
         let id = self.new_call(Direction::Inbound, chan, from);
+        if self.features.fxo_cid.is_some() {
+            let c = self.calls.get_mut(&id).expect("new call");
+            c.state = CallState::CallerId;
+            c.timer = Some((self.now + CID_WAIT_MAX_MS, CallTimer::CallerIdWait));
+            self.update_detectors(chan);
+        } else {
+            self.route_incoming(id);
+        }
+    }
+
+    /// Route an incoming trunk call to its trunk group's target; with a fax destination,
+    /// answer it at once and listen for fax calling tone.
+    fn route_incoming(&mut self, id: CallId) {
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        c.state = CallState::Dialing;
+        let chan = c.a;
+        let LineKind::Fxo { group, .. } = self.lines[chan.index()].kind else { return };
+        self.update_detectors(chan);
+        let tg = &self.trunk_groups[group];
+        let (target, fax) = (tg.incoming.clone(), tg.fax_destination.is_some());
         let Some(target) = target else {
             self.set_to(id, "");
             self.fail(id, ProgressTone::Congestion, "trunk group has no incoming target");
             return;
         };
+        if fax {
+            let now = self.now;
+            if let LineKind::Fxo { line, .. } = &mut self.lines[chan.index()].kind {
+                if let Err(e) = line.answer(now) {
+                    tracing::warn!(%chan, error = %e, "could not answer the trunk line");
+                    self.leg_gone(chan);
+                    return;
+                }
+            }
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.fax_until = Some(Tick::MAX);
+            }
+            self.update_detectors(chan);
+        }
         self.set_to(id, &target);
         self.dial(id, &target, true);
     }
@@ -904,7 +1317,7 @@ impl Pbx {
         c.outdial = number.chars().collect();
         c.timer = Some((now + SEIZE_TO_DIAL_MS, CallTimer::StartOutdial));
         let a = c.a;
-        self.cmd(EngineCommand::DetectDtmf(a, false));
+        self.detect(a, Detectors::NONE);
         self.set_source(a, Source::Silence);
     }
 
@@ -919,7 +1332,10 @@ impl Pbx {
                 LineKind::Fxo { line, .. } => line.config().answer_on_polarity,
                 _ => false,
             };
-            if !answer_on_polarity {
+            if self.features.call_progress {
+                // Busy tone, ringback and voice tell how the call goes on.
+                c.timer = Some((self.now + self.answer_timeout_ms, CallTimer::TrunkNoAnswer));
+            } else if !answer_on_polarity {
                 c.answered = Some(self.now);
             }
             tracing::debug!(call = id, "number sent; trunk connected");
@@ -968,6 +1384,22 @@ impl Pbx {
             }
             CallTimer::HuntNext => self.hunt_next(id),
             CallTimer::StartOutdial => self.send_next_digits(id),
+            CallTimer::CallerIdWait => {
+                if self.calls.get(&id).is_some_and(|c| c.state == CallState::CallerId) {
+                    tracing::debug!(call = id, "no caller ID; routing without it");
+                    self.route_incoming(id);
+                }
+            }
+            CallTimer::TrunkNoAnswer => {
+                let Some(c) = self.calls.get(&id) else { return };
+                if c.answered.is_none() {
+                    if let Some(trunk) = c.b {
+                        tracing::debug!(call = id, "trunk call not answered in time");
+                        self.counters.calls_unanswered += 1;
+                        self.leg_gone(trunk);
+                    }
+                }
+            }
         }
     }
 
@@ -988,7 +1420,9 @@ impl Pbx {
         legs.extend(c.ringing.iter().copied());
         for leg in legs {
             self.lines[leg.index()].call = None;
-            self.cmd(EngineCommand::DetectDtmf(leg, false));
+            self.lines[leg.index()].cid_due = None;
+            self.detect(leg, Detectors::NONE);
+            self.echo(leg, false);
             let mut source = Source::Silence;
             match &mut self.lines[leg.index()].kind {
                 LineKind::Fxo { line, .. } => {
@@ -1014,4 +1448,41 @@ impl Pbx {
 enum LineEvent {
     Fxs(FxsEvent),
     Fxo(FxoEvent),
+}
+
+/// The caller ID message for a call at local time `local_s` (seconds since 1970 in the local
+/// zone): date and time, the caller's number (or why it is absent) and name.
+fn caller_id_message(c: &Call, local_s: i64) -> CallerIdMessage {
+    let dialable = !c.from.is_empty()
+        && c.from.len() <= callerid::MAX_NUMBER_LEN
+        && c.from.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+    let (number, number_absent) = if dialable {
+        (Some(c.from.clone()), None)
+    } else {
+        (None, Some(c.from_absent.unwrap_or(AbsenceReason::Unavailable)))
+    };
+    let name = c.name.as_ref().map(|n| {
+        n.chars()
+            .filter(|ch| matches!(u32::from(*ch), 0x20..=0x7e | 0xa0..=0xff))
+            .take(callerid::MAX_NAME_LEN)
+            .collect::<String>()
+    });
+    let name = name.filter(|n| !n.is_empty());
+    let name_absent = if name.is_none() && number.is_none() { number_absent } else { None };
+    CallerIdMessage { date_time: Some(mmddhhmm(local_s)), number, number_absent, name, name_absent }
+}
+
+/// `MMDDHHMM` of a time given as seconds since 1970-01-01 00:00 (proleptic Gregorian).
+fn mmddhhmm(s: i64) -> String {
+    let days = s.div_euclid(86_400);
+    let secs = s.rem_euclid(86_400);
+    // Civil date from days since 1970 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{month:02}{day:02}{:02}{:02}", secs / 3600, secs % 3600 / 60)
 }

@@ -2,7 +2,7 @@
 
 use super::{CallState, Direction, LineKind, Pbx, SpanState};
 use crate::config::model::PortKind;
-use crate::engine::api::Source;
+use crate::engine::api::{Detectors, Source};
 use cardpbx_hal::Tick;
 use cardpbx_hal::{ChannelId, SpanId};
 use serde::Serialize;
@@ -24,6 +24,12 @@ pub struct PbxCounters {
     pub calls_congested: u64,
     /// Card commands that failed.
     pub card_errors: u64,
+    /// Incoming calls moved to the fax destination on hearing fax calling tone.
+    pub fax_calls: u64,
+    /// Caller ID messages received on trunk lines.
+    pub callerid_received: u64,
+    /// Caller ID messages received with a bad checksum or content.
+    pub callerid_errors: u64,
 }
 
 /// One call, as `cardpbx calls` shows it.
@@ -35,8 +41,12 @@ pub struct CallInfo {
     pub direction: Direction,
     /// Where the call is.
     pub state: CallState,
-    /// Calling party: extension number or trunk port.
+    /// Calling party: extension number, the number caller ID gave, or the trunk port.
     pub from: String,
+    /// Calling party's name (extension name or caller ID).
+    pub from_name: Option<String>,
+    /// The call was moved to the fax destination on fax calling tone.
+    pub fax: bool,
     /// Called number.
     pub to: String,
     /// The originating port.
@@ -86,6 +96,8 @@ impl Pbx {
                 direction: c.direction,
                 state: c.state,
                 from: c.from.clone(),
+                from_name: c.name.clone(),
+                fax: c.fax,
                 to: c.to.clone(),
                 a_port: self.lines[c.a.index()].port.clone(),
                 b_port: c.b.map(|b| self.lines[b.index()].port.clone()),
@@ -135,11 +147,11 @@ impl Pbx {
         })
     }
 
-    /// What a channel transmits, in words (`silence`, `chan 3`, `tone`), and whether its DTMF
-    /// detector is on.
-    pub fn channel_source(&self, chan: ChannelId) -> (String, bool) {
-        let Some((src, dtmf)) = self.sources.get(chan.index()) else {
-            return ("?".into(), false);
+    /// What a channel transmits, in words (`silence`, `chan 3`, `tone`), which detectors
+    /// listen to it and whether its echo canceller runs.
+    pub fn channel_source(&self, chan: ChannelId) -> (String, Detectors, bool) {
+        let Some((src, det, echo)) = self.sources.get(chan.index()) else {
+            return ("?".into(), Detectors::NONE, false);
         };
         let text = match src {
             Source::Silence => "silence".to_string(),
@@ -154,8 +166,9 @@ impl Pbx {
                 format!("tone {f:.0} Hz")
             }
             Source::Prompt { prompt, .. } => format!("prompt {}", prompt.0),
+            Source::Fsk(_) => "caller id".to_string(),
         };
-        (text, *dtmf)
+        (text, *det, *echo)
     }
 
     /// The display name of an extension, if configured.
