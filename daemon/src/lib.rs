@@ -1,9 +1,11 @@
 //! cardpbx daemon library: media engine, call control, configuration, control socket.
 #![deny(unsafe_code)]
+pub mod audiofile;
 pub mod bench;
 pub mod config;
 pub mod ctl;
 pub mod demo;
+pub mod dspcli;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -55,6 +55,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Dsp(cmd) => {
+            let stdout = std::io::stdout();
+            let stderr = std::io::stderr();
+            cardpbx::dspcli::run(cmd, &mut stdout.lock(), &mut stderr.lock())
+        }
         other => {
             let socket = resolve_socket(cli.socket.as_deref());
             run_client_command(other, &socket)

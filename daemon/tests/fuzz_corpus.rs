@@ -73,3 +73,16 @@ fn dtmf_detect_corpus() {
     assert_eq!(*result_of(&results, "tone-too-short-20ms"), 0);
     assert_eq!(*result_of(&results, "noise"), 0);
 }
+
+#[test]
+fn wav_input_corpus() {
+    let results = replay("wav_input", cardpbx::audiofile::fuzz_check_wav);
+    // Each seed is accepted (with its sample count) or rejected, as its name says.
+    for (name, r) in &results {
+        let expect_ok =
+            !["stereo", "16k", "truncated-header", "missing", "empty", "not-wav", "float"]
+                .iter()
+                .any(|bad| name.contains(bad));
+        assert_eq!(r.is_some(), expect_ok, "{name}: {r:?}");
+    }
+}

@@ -1,7 +1,7 @@
 //! The `cardpbx` command line: argument definitions (clap) and the client subcommands that talk
 //! to a running daemon over the control socket and render its answers as tables or JSON.
 //!
-//! `daemon`, `demo` and `bench` are run by the binary itself; this module only defines their
+//! `daemon`, `demo`, `bench` and `dsp` are run by the binary itself; this module only defines their
 //! arguments. Everything else is carried out by [`run_client_command`].
 
 use super::client::{ClientError, CtlClient};
@@ -9,6 +9,7 @@ use super::proto::{
     CallData, CardData, ChannelData, CtlData, CtlRequest, PortData, SpanData, StatusData,
 };
 use crate::config::{default_socket_path, Config};
+use crate::dspcli::DspCmd;
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,9 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Run the DSP detectors on recordings (DTMF, tones, caller ID, echo canceller).
+    #[command(subcommand)]
+    Dsp(DspCmd),
 }
 
 /// `cardpbx config ...`
