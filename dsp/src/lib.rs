@@ -11,6 +11,7 @@ pub mod echo;
 pub mod faxtone;
 pub mod g711;
 pub mod goertzel;
+pub mod mfr2;
 pub mod progress;
 pub mod tone;
 pub mod toneplan;

@@ -6,4 +6,7 @@
 //! the caller; nothing here reads a clock, does I/O, locks or logs.
 #![deny(unsafe_code)]
 
+pub mod lapd;
 pub mod loopstart;
+pub mod q931;
+pub mod r2;
