@@ -7,6 +7,7 @@
 //! machine and its timers live elsewhere and use this codec.
 #![deny(unsafe_code)]
 
+pub mod call;
 mod cause;
 mod check;
 pub mod ie;
