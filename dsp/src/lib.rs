@@ -8,6 +8,7 @@
 pub mod callerid;
 pub mod dtmf;
 pub mod echo;
+pub mod fax;
 pub mod faxtone;
 pub mod g711;
 pub mod goertzel;
