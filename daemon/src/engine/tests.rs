@@ -548,41 +548,35 @@ fn echo_canceller_removes_a_hybrids_echo_from_what_listeners_hear() {
     h.send(EngineCommand::SetSource(c(1), Source::Channel(c(0)))).unwrap();
     h.send(EngineCommand::EchoCancel(c(0), true)).unwrap();
     let mut hybrid = Hybrid::new(EchoPath { delay_ms: 12, loss_db: 10.0 });
-    let (mut echo_pow, mut out_pow) = (0.0f64, 0.0f64);
-    for t in 0..6000u64 {
-        e.tick().unwrap();
-        let mut sent = [0i16; 8];
-        Law::Alaw.decode_block(&e.card().tx[0], &mut sent);
-        let mut back = [0i16; 8];
-        hybrid.apply(&sent, &mut back);
-        // What channel 1 sends is channel 0's received audio after cancelling (one tick late).
-        let mut heard = [0i16; 8];
-        Law::Alaw.decode_block(&e.card().tx[1], &mut heard);
-        Law::Alaw.encode_block(&back, &mut e.card_mut().rx[0]);
-        if t >= 4000 {
-            echo_pow += back.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
-            out_pow += heard.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+    // Run `ticks` ticks with channel 0's hybrid closing the loop; sum the echo power and the
+    // power channel 1 hears (channel 0's received audio after cancelling, one tick late) over
+    // the ticks from `from` on.
+    let mut run = |e: &mut Engine<FakeCard>, ticks: u64, from: u64| {
+        let (mut echo_pow, mut out_pow) = (0.0f64, 0.0f64);
+        for t in 0..ticks {
+            e.tick().unwrap();
+            let mut sent = [0i16; 8];
+            Law::Alaw.decode_block(&e.card().tx[0], &mut sent);
+            let mut back = [0i16; 8];
+            hybrid.apply(&sent, &mut back);
+            let mut heard = [0i16; 8];
+            Law::Alaw.decode_block(&e.card().tx[1], &mut heard);
+            Law::Alaw.encode_block(&back, &mut e.card_mut().rx[0]);
+            if t >= from {
+                echo_pow += back.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+                out_pow += heard.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+            }
         }
-    }
+        (echo_pow, out_pow)
+    };
+    let (echo_pow, out_pow) = run(&mut e, 6000, 4000);
     let erle = 10.0 * (echo_pow / out_pow.max(1.0)).log10();
     println!("engine echo canceller: ERLE {erle:.1} dB after 4 s");
     assert!(erle >= 30.0, "ERLE {erle:.1} dB");
 
     // Switched off, the echo passes.
     h.send(EngineCommand::EchoCancel(c(0), false)).unwrap();
-    let (mut echo_pow, mut out_pow) = (0.0f64, 0.0f64);
-    for _ in 0..500 {
-        e.tick().unwrap();
-        let mut sent = [0i16; 8];
-        Law::Alaw.decode_block(&e.card().tx[0], &mut sent);
-        let mut back = [0i16; 8];
-        hybrid.apply(&sent, &mut back);
-        let mut heard = [0i16; 8];
-        Law::Alaw.decode_block(&e.card().tx[1], &mut heard);
-        Law::Alaw.encode_block(&back, &mut e.card_mut().rx[0]);
-        echo_pow += back.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
-        out_pow += heard.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
-    }
+    let (echo_pow, out_pow) = run(&mut e, 500, 0);
     let ratio = 10.0 * (echo_pow / out_pow).log10();
     assert!(ratio.abs() < 1.0, "without the canceller listeners hear the echo ({ratio:.1} dB)");
     // A channel the engine has no canceller for refuses the command.
