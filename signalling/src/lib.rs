@@ -8,5 +8,6 @@
 
 pub mod lapd;
 pub mod loopstart;
+pub mod pri;
 pub mod q931;
 pub mod r2;

@@ -4,7 +4,7 @@
 //! that into a file position.
 
 use super::load::{seg_string, Origins};
-use super::model::{Config, Driver, PortKind, PortRef};
+use super::model::{Config, Driver, PortKind, PortRef, SpanFraming, TrunkSignalling};
 use std::collections::{HashMap, HashSet};
 
 /// Tone plan names the DSP crate understands (`system.tone_plan`), for error messages; the
@@ -68,6 +68,7 @@ pub(super) fn check(cfg: &Config, origins: &Origins) -> Problems {
     check_system(cfg, &mut p);
     check_cards(cfg, origins, &mut p);
     check_spans(cfg, origins, &mut p);
+    check_trunk_signalling(cfg, origins, &mut p);
     check_timers(cfg, &mut p);
     check_numbers(cfg, origins, &mut p);
     check_ports(cfg, origins, &mut p);
@@ -385,6 +386,22 @@ fn check_ports(cfg: &Config, o: &Origins, p: &mut Problems) {
                 ));
                 continue;
             }
+            let sig = t.signalling;
+            if (port.kind == PortKind::Span) != sig.uses_spans() {
+                let why = if sig.uses_spans() {
+                    format!(
+                        "signalling {} runs on E1 spans (card/spanN); {port} is an FXO port",
+                        sig.as_str()
+                    )
+                } else {
+                    format!(
+                        "{port} is an E1 span: set signalling = \"pri_cpe\", \"pri_net\" or \
+                         \"r2_china\" for this trunk group"
+                    )
+                };
+                p.push((loc, why));
+                continue;
+            }
             if let Some(why) = bad_port(cfg, port) {
                 p.push((loc, why));
                 continue;
@@ -393,6 +410,74 @@ fn check_ports(cfg: &Config, o: &Origins, p: &mut Problems) {
                 p.push((loc, format!("port {port} is already used by {first}")));
             } else {
                 users.insert(port, format!("trunk group {:?}", t.name));
+            }
+        }
+    }
+}
+
+/// Settings that depend on a trunk group's signalling and on its spans' line settings.
+fn check_trunk_signalling(cfg: &Config, o: &Origins, p: &mut Problems) {
+    let span_user = |card: &str, span: u32| {
+        cfg.trunk_groups.iter().find(|t| {
+            t.ports.iter().any(|q| q.kind == PortKind::Span && q.card == card && q.index == span)
+        })
+    };
+    for (i, t) in cfg.trunk_groups.iter().enumerate() {
+        let at = |k: &str| Loc::entry("trunk_group", o.trunk_groups[i], k);
+        if t.channels.is_some() && !t.signalling.uses_spans() {
+            p.push((at("channels"), "channels applies to E1 span trunk groups only".into()));
+        }
+        if t.channels.as_ref().is_some_and(|c| c.0.is_empty()) {
+            p.push((at("channels"), "no timeslot is listed".into()));
+        }
+        for port in t.ports.iter().filter(|q| q.kind == PortKind::Span) {
+            let set = cfg.spans.iter().find(|s| s.card == port.card && s.span == port.index);
+            let framing = set.map_or(SpanFraming::Ccs, |s| s.framing);
+            let want = if t.signalling == TrunkSignalling::R2China {
+                SpanFraming::Cas
+            } else {
+                SpanFraming::Ccs
+            };
+            if t.signalling.uses_spans() && framing != want {
+                let (need, word) = match want {
+                    SpanFraming::Cas => {
+                        ("cas", "MFC/R2 needs CAS framing (ABCD bits in timeslot 16)")
+                    }
+                    SpanFraming::Ccs => {
+                        ("ccs", "ISDN PRI needs CCS framing (D-channel in timeslot 16)")
+                    }
+                };
+                p.push((
+                    at("signalling"),
+                    format!("{port}: {word}; set framing = \"{need}\" in its [[span]] entry"),
+                ));
+            }
+        }
+    }
+    for (i, s) in cfg.spans.iter().enumerate() {
+        let at = |key: &str| Loc::entry("span", o.spans[i], key);
+        let user = span_user(&s.card, s.span);
+        let pri = user.is_some_and(|t| t.signalling.is_pri());
+        if s.dchannel_capture.is_some() && !pri {
+            p.push((
+                at("dchannel_capture"),
+                "only spans of a PRI trunk group (pri_cpe, pri_net) have a D-channel to capture"
+                    .into(),
+            ));
+        }
+        if s.sim_peer_socket.is_some() {
+            let sim = cfg.cards.iter().any(|c| c.name == s.card && c.driver == Driver::Sim);
+            if !sim {
+                p.push((
+                    at("sim_peer_socket"),
+                    "only spans of simulator cards can have a peer socket".into(),
+                ));
+            } else if !pri {
+                p.push((
+                    at("sim_peer_socket"),
+                    "the peer socket carries a D-channel: the span must be in a PRI trunk group"
+                        .into(),
+                ));
             }
         }
     }

@@ -308,6 +308,14 @@ pub struct SpanSettings {
     /// Timing source priority: 0 = never, 1 = first choice, 2 = second, ...
     #[serde(default = "default_timing_priority")]
     pub timing_priority: u8,
+    /// Write every D-channel frame of this span to this pcap file (LAPD, link type 177).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dchannel_capture: Option<PathBuf>,
+    /// Simulator cards only: instead of the simulated exchange, the span's far end is another
+    /// program connected to this Unix SOCK_SEQPACKET socket (one LAPD frame per message); the
+    /// simulator listens on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_peer_socket: Option<PathBuf>,
 }
 
 impl SpanSettings {
@@ -514,14 +522,185 @@ pub enum TrunkHunt {
     RoundRobin,
 }
 
+/// The signalling a trunk group speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrunkSignalling {
+    /// Analog loop start on FXO ports.
+    #[default]
+    Fxo,
+    /// ISDN PRI on E1 spans, user side (customer premises equipment, towards an exchange).
+    #[serde(alias = "pri-cpe")]
+    PriCpe,
+    /// ISDN PRI on E1 spans, network side (an exchange for a PBX behind cardpbx).
+    #[serde(alias = "pri-net")]
+    PriNet,
+    /// MFC/R2, China No.1 variant, on E1 CAS spans.
+    #[serde(alias = "r2-china")]
+    R2China,
+}
+
+impl TrunkSignalling {
+    /// The word used in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrunkSignalling::Fxo => "fxo",
+            TrunkSignalling::PriCpe => "pri_cpe",
+            TrunkSignalling::PriNet => "pri_net",
+            TrunkSignalling::R2China => "r2_china",
+        }
+    }
+
+    /// ISDN PRI, either side.
+    pub fn is_pri(self) -> bool {
+        matches!(self, TrunkSignalling::PriCpe | TrunkSignalling::PriNet)
+    }
+
+    /// Runs on E1 spans (PRI or R2) rather than FXO ports.
+    pub fn uses_spans(self) -> bool {
+        self != TrunkSignalling::Fxo
+    }
+}
+
+/// The ISDN variant a PRI trunk speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchType {
+    /// ETSI EuroISDN (ETS 300 102 / EN 300 403), used in Europe and China.
+    #[default]
+    Euroisdn,
+}
+
+/// Whether the calling number of outgoing calls may be shown to the called party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presentation {
+    /// Presentation allowed.
+    #[default]
+    Allowed,
+    /// Presentation restricted (the network withholds the number).
+    Restricted,
+}
+
+/// A set of E1 timeslots, written like `"1-15,17-31"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChannelRanges(pub Vec<u8>);
+
+/// Why a channel range list could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid channels {text:?}: {reason} (write ranges of timeslots 1..=31 without 16, e.g. \"1-15,17-31\")")]
+pub struct ChannelRangesError {
+    /// The text given.
+    pub text: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl FromStr for ChannelRanges {
+    type Err = ChannelRangesError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason: String| ChannelRangesError { text: s.to_string(), reason };
+        let mut out: Vec<u8> = Vec::new();
+        for part in s.split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                return Err(err("an empty range".into()));
+            }
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let num = |t: &str| -> Result<u8, ChannelRangesError> {
+                let t = t.trim();
+                let n: u8 =
+                    t.parse().map_err(|_| err(format!("{t:?} is not a timeslot number")))?;
+                if !(1..=31).contains(&n) {
+                    return Err(err(format!("timeslot {n} is outside 1..=31")));
+                }
+                if n == 16 {
+                    return Err(err("timeslot 16 carries signalling, not calls".into()));
+                }
+                Ok(n)
+            };
+            let (a, b) = (num(a)?, num(b)?);
+            if a > b {
+                return Err(err(format!("range {a}-{b} runs backwards")));
+            }
+            for n in a..=b {
+                if n == 16 {
+                    continue;
+                }
+                if out.contains(&n) {
+                    return Err(err(format!("timeslot {n} is listed twice")));
+                }
+                out.push(n);
+            }
+        }
+        out.sort_unstable();
+        Ok(ChannelRanges(out))
+    }
+}
+
+impl fmt::Display for ChannelRanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        let mut i = 0;
+        let v = &self.0;
+        while i < v.len() {
+            let start = v[i];
+            let mut end = start;
+            // 15 and 17 join across the signalling timeslot.
+            while i + 1 < v.len() && (v[i + 1] == end + 1 || (end == 15 && v[i + 1] == 17)) {
+                i += 1;
+                end = v[i];
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            if start == end {
+                write!(f, "{start}")?;
+            } else {
+                write!(f, "{start}-{end}")?;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for ChannelRanges {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelRanges {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// `[[trunk_group]]`: lines to the exchange used together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkGroupConfig {
     /// The group's name, used by routes.
     pub name: String,
+    /// The signalling: `fxo` (default) for FXO ports; `pri_cpe`, `pri_net` or `r2_china` for
+    /// E1 spans.
+    #[serde(default)]
+    pub signalling: TrunkSignalling,
+    /// PRI only: the ISDN variant.
+    #[serde(default)]
+    pub switch_type: SwitchType,
     /// Its ports (`card/fxoN`, `card/spanN`).
     pub ports: Vec<PortRef>,
+    /// Spans only: the timeslots used for calls on each span (default: all 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<ChannelRanges>,
+    /// Calling number presentation on outgoing PRI calls.
+    #[serde(default)]
+    pub presentation: Presentation,
     /// How a free line is picked for outgoing calls.
     #[serde(default)]
     pub hunt: TrunkHunt,

@@ -428,3 +428,78 @@ proptest! {
         }
     }
 }
+
+/// BASE with an E1 span on the card and a second trunk group using it.
+fn with_span_trunk(trunk: &str, span: &str) -> String {
+    let base = BASE.replace("fxo_ports = 2\n", "fxo_ports = 2\ne1_spans = 2\n");
+    format!("{base}{span}\n[[trunk_group]]\nname = \"isdn\"\n{trunk}\n")
+}
+
+#[test]
+fn pri_trunk_group_on_a_span_is_accepted() {
+    let text = with_span_trunk(
+        "signalling = \"pri-cpe\"\nports = [\"sim0/span1\"]\nchannels = \"1-10, 17-20\"\npresentation = \"restricted\"",
+        "[[span]]\ncard = \"sim0\"\nspan = 1\ndchannel_capture = \"/tmp/d.pcap\"\nsim_peer_socket = \"/tmp/d.sock\"\n",
+    );
+    let cfg = Config::parse_str(&text, "t.toml").unwrap();
+    let t = &cfg.trunk_groups[1];
+    assert_eq!(t.signalling, model::TrunkSignalling::PriCpe);
+    assert_eq!(t.presentation, model::Presentation::Restricted);
+    let ch = t.channels.as_ref().unwrap();
+    assert_eq!(ch.0, (1..=10).chain(17..=20).collect::<Vec<u8>>());
+    assert_eq!(ch.to_string(), "1-10,17-20");
+}
+
+#[test]
+fn channel_ranges_parse_display_and_refuse_nonsense() {
+    let all: model::ChannelRanges = "1-31".parse().unwrap();
+    assert_eq!(all.0.len(), 30);
+    assert_eq!(all.to_string(), "1-31");
+    for (bad, needle) in [
+        ("16", "timeslot 16"),
+        ("0-3", "outside 1..=31"),
+        ("5-2", "backwards"),
+        ("1,1", "twice"),
+        ("1,,2", "empty"),
+        ("x", "not a timeslot"),
+    ] {
+        let e = bad.parse::<model::ChannelRanges>().unwrap_err();
+        assert!(e.to_string().contains(needle), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn span_port_needs_span_signalling_and_fxo_port_needs_fxo() {
+    let text = with_span_trunk("ports = [\"sim0/span1\"]", "");
+    let errs = errors(&text);
+    assert!(errs.iter().any(|e| e.message.contains("set signalling")), "{errs:#?}");
+    let text = with_span_trunk("signalling = \"pri_net\"\nports = [\"sim0/fxo2\"]", "")
+        .replace("ports = [\"sim0/fxo1\", \"sim0/fxo2\"]", "ports = [\"sim0/fxo1\"]");
+    let errs = errors(&text);
+    assert!(errs.iter().any(|e| e.message.contains("runs on E1 spans")), "{errs:#?}");
+}
+
+#[test]
+fn framing_must_fit_the_signalling() {
+    let text = with_span_trunk("signalling = \"r2_china\"\nports = [\"sim0/span1\"]", "");
+    let e = errors(&text);
+    assert!(e.iter().any(|e| e.message.contains("CAS framing") && e.key.ends_with("signalling")));
+    let text = with_span_trunk(
+        "signalling = \"pri_cpe\"\nports = [\"sim0/span1\"]",
+        "[[span]]\ncard = \"sim0\"\nspan = 1\nframing = \"cas\"\n",
+    );
+    let e = errors(&text);
+    assert!(e.iter().any(|e| e.message.contains("CCS framing")), "{e:#?}");
+}
+
+#[test]
+fn capture_and_peer_socket_need_a_pri_span() {
+    let text = with_span_trunk(
+        "signalling = \"r2_china\"\nports = [\"sim0/span1\"]",
+        "[[span]]\ncard = \"sim0\"\nspan = 1\nframing = \"cas\"\ndchannel_capture = \"x.pcap\"\nsim_peer_socket = \"x.sock\"\n",
+    );
+    let e = errors(&text);
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(e.iter().any(|e| e.key.ends_with("dchannel_capture")));
+    assert!(e.iter().any(|e| e.key.ends_with("sim_peer_socket")));
+}
