@@ -1,0 +1,80 @@
+//! Fax image modem receivers (V.27ter 2400/4800, V.29 7200/9600): cost per line sample,
+//! fed in 8-sample ticks as the media engine does, over a whole burst (training and data).
+
+use cardpbx_dsp::fax::modem::{ImageRate, ImageRx, ImageTx, ModemRx, ModemTx, RxConfig, TxConfig};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+use std::time::Duration;
+
+/// One burst carrying 2 s worth of pseudo-random data at `rate`.
+fn burst(rate: ImageRate) -> Vec<i16> {
+    let mut tx = ImageTx::new(rate, TxConfig::default());
+    let mut x = 0x1234_5678u32;
+    let bits: Vec<u8> = (0..rate.bits_per_second() as usize * 2)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x & 1) as u8
+        })
+        .collect();
+    let mut sent = 0;
+    let mut out = Vec::new();
+    let mut buf = [0i16; 160];
+    loop {
+        sent += tx.push_bits(&bits[sent..]);
+        if sent == bits.len() {
+            tx.finish();
+        }
+        let n = tx.fill(&mut buf);
+        out.extend_from_slice(&buf[..n]);
+        if n < buf.len() {
+            return out;
+        }
+    }
+}
+
+fn receivers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fax_modem_rx");
+    for rate in ImageRate::ALL {
+        let x = burst(rate);
+        g.throughput(Throughput::Elements(x.len() as u64));
+        g.bench_function(format!("rx_{}_8_per_tick", rate.bits_per_second()), |b| {
+            let mut rx = ImageRx::new(rate, RxConfig::default());
+            b.iter(|| {
+                rx.reset();
+                let mut n = 0u32;
+                for tick in x.chunks(8) {
+                    rx.process(black_box(tick), &mut |bit| n += u32::from(bit));
+                }
+                n
+            })
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("fax_modem_tx");
+    for rate in ImageRate::ALL {
+        g.throughput(Throughput::Elements(8000));
+        g.bench_function(format!("tx_{}_1s", rate.bits_per_second()), |b| {
+            let mut tx = ImageTx::new(rate, TxConfig::default());
+            let mut buf = [0i16; 8];
+            b.iter(|| {
+                for _ in 0..1000 {
+                    tx.fill(&mut buf);
+                }
+                black_box(buf[0])
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    targets = receivers
+}
+criterion_main!(benches);
