@@ -105,6 +105,7 @@ fn assert_talking(p: &mut Stepped<SimCard>, a: EndpointId, b: EndpointId, ms: u6
     let get = |s: &Stepped<SimCard>, e: EndpointId| match e {
         EndpointId::Phone(n) => s.card().phone(n).unwrap().audio_check(),
         EndpointId::CoLine(n) => s.card().co_line(n).unwrap().audio_check(),
+        EndpointId::Bearer { .. } => unreachable!("no E1 spans in these tests"),
     };
     let before = (get(p, a), get(p, b));
     p.run_ms(ms).unwrap();
@@ -128,6 +129,7 @@ fn expect(p: &mut Stepped<SimCard>, a: EndpointId, b: EndpointId) {
         match me {
             EndpointId::Phone(n) => phone(p, n).expect_peer(Some(peer)),
             EndpointId::CoLine(n) => co(p, n).expect_peer(Some(peer)),
+            EndpointId::Bearer { .. } => unreachable!("no E1 spans in these tests"),
         }
     }
 }
@@ -413,6 +415,7 @@ fn caller_id_from_the_exchange_becomes_the_calls_number_and_reaches_the_extensio
                     sc.co.callerid = Some(CoCallerId {
                         standard,
                         format,
+                        dtmf: false,
                         level_dbm0: level,
                         after_ring_ms: 600,
                     });
@@ -652,4 +655,125 @@ fn a_person_calling_a_fax_enabled_trunk_is_not_moved() {
     assert_talking(&mut p, EndpointId::CoLine(2), EndpointId::Phone(3), 8000);
     assert_eq!(p.pbx().counters().fax_calls, 0);
     assert!(!p.card().phone(5).unwrap().is_ringing());
+}
+
+// ----- Special information tone and DTMF caller ID -----
+
+#[test]
+fn special_information_tone_on_a_trunk_clears_the_call_as_congestion() {
+    let mut p = pbx_sim(CONFIG, |sc| sc.co.unobtainable_numbers = vec!["5559999".into()]);
+    lift_and_hear_dial_tone(&mut p, 1);
+    phone(&mut p, 1).dial("95559999").unwrap();
+    let ok = p
+        .run_until(20_000, |s| {
+            s.card().co_line(1).unwrap().state() == cardpbx_sim::CoState::Unobtainable
+        })
+        .unwrap();
+    assert!(ok, "the exchange plays SIT for the number");
+    let t0 = p.now();
+    let ok = p
+        .run_until(5000, |s| s.card().co_line(1).unwrap().our_hook() == HookState::OnHook)
+        .unwrap();
+    assert!(ok, "the trunk was released on the special information tone");
+    // One SIT (3 × 330 ms) and the gap that ends its third segment.
+    let took = p.now() - t0;
+    assert!(took <= 1300, "SIT took {took} ms to detect");
+    let ok = p
+        .run_until(3000, |s| {
+            s.card().phone(1).unwrap().hears().tone == Some(ProgressTone::Congestion)
+        })
+        .unwrap();
+    assert!(ok, "the caller hears congestion tone");
+    assert_eq!(p.pbx().counters().calls_congested, 1);
+    assert_eq!(p.pbx().counters().calls_busy, 0);
+    assert_eq!(p.card().co_line(1).unwrap().counters().calls_out_unobtainable, 1);
+    assert!(phone(&mut p, 1).on_hook());
+    p.run_ms(500).unwrap();
+    assert_eq!(p.pbx().active_calls(), 0);
+}
+
+fn dtmf_cid_config(fxo: &str, fxs: &str) -> String {
+    CONFIG.replace(
+        "[system]\nname = \"e2e\"",
+        &format!(
+            "[system]\nname = \"e2e\"\n[analog]\nfxo_callerid = \"{fxo}\"\nfxs_callerid = \"{fxs}\""
+        ),
+    )
+}
+
+#[test]
+fn dtmf_caller_id_before_the_first_ring_becomes_the_calls_number() {
+    for level in [-10.0, -25.0] {
+        let mut p = pbx_sim(&dtmf_cid_config("dtmf", "off"), |sc| {
+            sc.co.callerid = Some(CoCallerId {
+                dtmf: true,
+                level_dbm0: level,
+                after_ring_ms: 300,
+                ..CoCallerId::default()
+            });
+        });
+        assert!(co(&mut p, 2).ring_in(Some("13912345678")));
+        let ok = p.run_until(6000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap();
+        assert!(ok, "{level} dBm0: the call reaches extension 2003");
+        let calls = p.pbx().calls();
+        assert_eq!(calls[0].from, "13912345678", "{level} dBm0: ANI from DTMF caller ID");
+        assert_eq!(p.pbx().counters().callerid_received, 1);
+        assert_eq!(p.pbx().counters().callerid_errors, 0);
+        // Routed at the first ring: 13 digits × 140 ms, 300 ms, then the ring.
+        assert!(p.now() < 2600, "routed at {} ms", p.now());
+        assert!(phone(&mut p, 3).answer());
+        expect(&mut p, EndpointId::CoLine(2), EndpointId::Phone(3));
+        p.run_ms(500).unwrap();
+        assert_talking(&mut p, EndpointId::CoLine(2), EndpointId::Phone(3), 2000);
+        // After the call, the idle line listens again: a second call without a number keeps
+        // the port name, and a stale number is not reused.
+        assert!(co(&mut p, 2).hang_up());
+        p.run_until(3000, |s| s.pbx().active_calls() == 0).unwrap();
+        assert!(phone(&mut p, 3).on_hook());
+        p.run_ms(1000).unwrap();
+        assert!(co(&mut p, 2).ring_in(None));
+        let ok = p.run_until(6000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap();
+        assert!(ok);
+        assert_eq!(p.pbx().calls()[0].from, "sim0/fxo2", "unavailable: no number");
+    }
+}
+
+#[test]
+fn extension_gets_dtmf_caller_id_from_an_internal_call_and_a_trunk_call() {
+    let tune = |sc: &mut cardpbx_sim::SimConfig| {
+        sc.phone.callerid = None;
+        sc.phone.callerid_dtmf = true;
+    };
+    // Internal: 2001 calls 2002.
+    let mut p = pbx_sim(&dtmf_cid_config("bell202", "dtmf"), tune);
+    call_extension(&mut p, 1, "2002", 2);
+    let msg = p.card().phone(2).unwrap().dtmf_caller_id().expect("DTMF caller ID").unwrap();
+    assert_eq!(msg.number.as_deref(), Some("2001"));
+    assert_eq!(p.card().phone(2).unwrap().ring_count(), 1, "sent before the first ring");
+    assert!(phone(&mut p, 2).answer());
+    expect(&mut p, EndpointId::Phone(1), EndpointId::Phone(2));
+    p.run_ms(400).unwrap();
+    assert_talking(&mut p, EndpointId::Phone(1), EndpointId::Phone(2), 2000);
+
+    // From the trunk (FSK caller ID from the exchange, DTMF to the extension).
+    let mut p = pbx_sim(&dtmf_cid_config("bell202", "dtmf"), tune);
+    assert!(co(&mut p, 2).ring_in(Some("075512345678")));
+    let ok = p.run_until(10_000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap();
+    assert!(ok, "the trunk call reaches 2003");
+    let msg = p.card().phone(3).unwrap().dtmf_caller_id().expect("DTMF caller ID").unwrap();
+    assert_eq!(msg.number.as_deref(), Some("075512345678"));
+    assert!(p.card().phone(3).unwrap().caller_id().is_none(), "no FSK as well");
+
+    // Lifting the handset while the digits play answers the call.
+    let mut p = pbx_sim(&dtmf_cid_config("bell202", "dtmf"), tune);
+    lift_and_hear_dial_tone(&mut p, 1);
+    phone(&mut p, 1).dial("2002").unwrap();
+    let ok = p.run_until(5000, |s| s.pbx().calls().first().is_some_and(|c| c.to == "2002"));
+    assert!(ok.unwrap());
+    p.run_ms(200).unwrap();
+    assert!(!p.card().phone(2).unwrap().is_ringing());
+    assert!(phone(&mut p, 2).off_hook());
+    expect(&mut p, EndpointId::Phone(1), EndpointId::Phone(2));
+    p.run_ms(600).unwrap();
+    assert_talking(&mut p, EndpointId::Phone(1), EndpointId::Phone(2), 2000);
 }

@@ -61,7 +61,8 @@ pub enum DspCmd {
     },
     /// Find call-progress and fax/modem tones: one line `<kind> <start_ms> <end_ms>` each.
     ///
-    /// Kinds: dial, busy, ringback, congestion (of the chosen tone plan), cng (1100 Hz fax
+    /// Kinds: dial, busy, ringback, congestion (of the chosen tone plan), sit (ITU-T E.180
+    /// special information tone 950/1400/1800 Hz, any plan), cng (1100 Hz fax
     /// calling tone), ced (2100 Hz answer tone), ced-phase-reversal (2100 Hz with phase
     /// reversals: V.25 ANS/PR or V.8 ANSam), voice (energy that is not a plan tone).
     /// Start and end are estimated from 10 ms blocks holding the tone around the moment the
@@ -363,7 +364,8 @@ pub fn generate_dtmf(
 /// A tone found by [`find_tones`], in samples from the start of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundTone {
-    /// `dial`, `busy`, `ringback`, `congestion`, `cng`, `ced`, `ced-phase-reversal`, `voice`.
+    /// `dial`, `busy`, `ringback`, `congestion`, `sit`, `cng`, `ced`, `ced-phase-reversal`,
+    /// `voice`.
     pub kind: &'static str,
     /// Estimated first sample.
     pub start: u64,

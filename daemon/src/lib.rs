@@ -10,6 +10,7 @@ pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pbx;
+pub mod pri;
 pub mod runner;
 pub mod service;
 

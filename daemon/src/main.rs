@@ -18,7 +18,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Daemon { config } => {
             init_logging("info");
             let cfg = cardpbx::config::Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-            cardpbx::service::run(&cfg)?;
+            cardpbx::service::run_with_file(&cfg, config)?;
             Ok(0)
         }
         Command::Demo { duration, json, config, seed } => {
@@ -60,6 +60,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let stderr = std::io::stderr();
             cardpbx::dspcli::run(cmd, &mut stdout.lock(), &mut stderr.lock())
         }
+        Command::Pri(cmd) => cardpbx::pri::run(cmd),
         other => {
             let socket = resolve_socket(cli.socket.as_deref());
             run_client_command(other, &socket)

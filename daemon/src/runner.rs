@@ -142,6 +142,11 @@ impl<C: Card> Stepped<C> {
         &self.pbx
     }
 
+    /// Call control, mutable (to reconfigure it between ticks, as a reload does).
+    pub fn pbx_mut(&mut self) -> &mut Pbx {
+        &mut self.pbx
+    }
+
     /// The engine's statistics.
     pub fn engine_stats(&self) -> Arc<EngineStats> {
         self.handle.stats()
@@ -149,7 +154,7 @@ impl<C: Card> Stepped<C> {
 }
 
 /// A request the control thread serves between rounds (from the control socket, the demo).
-pub type ControlRequest = Box<dyn FnOnce(&Pbx, &EngineStats) + Send>;
+pub type ControlRequest = Box<dyn FnOnce(&mut Pbx, &EngineStats) + Send>;
 
 /// The engine on a real-time thread and call control on a control thread.
 pub struct Realtime {
@@ -215,7 +220,7 @@ impl Realtime {
                     let now = control_stats.ticks.load(Ordering::Acquire);
                     pump(&mut handle, &mut pbx, now);
                     while let Ok(req) = rx.try_recv() {
-                        req(&pbx, &control_stats);
+                        req(&mut pbx, &control_stats);
                     }
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -235,6 +240,20 @@ impl Realtime {
     pub fn query<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Pbx, &EngineStats) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let req: ControlRequest = Box::new(move |pbx, stats| {
+            let _ = tx.send(f(pbx, stats));
+        });
+        self.requests.send(req).ok()?;
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    /// As [`query`](Self::query), with call control mutable (a reload reconfigures it); the
+    /// commands it queues go to the engine in the control thread's next round.
+    pub fn query_mut<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Pbx, &EngineStats) -> T + Send + 'static,
     ) -> Option<T> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let req: ControlRequest = Box::new(move |pbx, stats| {

@@ -2,6 +2,7 @@
 //! control socket that the CLI talks to.
 
 use crate::config::model::{CardConfig, CoDisconnect, Config, Driver, SimClock};
+use crate::config::model::{PortKind, TrunkSignalling};
 use crate::ctl::proto::{
     CallData, CardData, ChannelData, CtlData, CtlRequest, CtlResponse, EngineSummary, PingData,
     PortData, SpanData, StatusData,
@@ -12,10 +13,15 @@ use crate::json_name;
 use crate::runner::Realtime;
 use anyhow::Context;
 use cardpbx_hal::{CardInfo, SigKind, SpanId};
-use cardpbx_sim::{ClockMode, DisconnectSignal, SimCard, SimConfig};
+use cardpbx_signalling::q931::call::Side;
+use cardpbx_sim::{ClockMode, DisconnectSignal, SimCard, SimConfig, SpanFarEnd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Why `config_file` and `reload` cannot be answered.
+const NO_CONFIG_FILE: &str =
+    "the daemon was started without a configuration file (name one with --config FILE)";
 
 /// The simulator settings for a `driver = "sim"` card of the configuration.
 pub fn sim_config(cfg: &Config, card: &CardConfig, clock: Option<ClockMode>) -> SimConfig {
@@ -40,6 +46,22 @@ pub fn sim_config(cfg: &Config, card: &CardConfig, clock: Option<ClockMode>) -> 
         CoDisconnect::BusyTone => DisconnectSignal::BusyTone,
         CoDisconnect::Both => DisconnectSignal::Both,
     };
+    sc.exchange.answer_delay_ms = s.co_answer_delay_ms;
+    // Spans of PRI trunk groups face a simulated exchange that runs the other side.
+    sc.span_far = (1..=card.e1_spans)
+        .map(|n| {
+            let group = cfg.trunk_groups.iter().find(|t| {
+                t.ports
+                    .iter()
+                    .any(|p| p.card == card.name && p.kind == PortKind::Span && p.index == n)
+            });
+            match group.map(|t| t.signalling) {
+                Some(TrunkSignalling::PriCpe) => SpanFarEnd::Exchange(Side::Network),
+                Some(TrunkSignalling::PriNet) => SpanFarEnd::Exchange(Side::User),
+                _ => SpanFarEnd::None,
+            }
+        })
+        .collect();
     sc
 }
 
@@ -87,6 +109,8 @@ pub struct Daemon {
     started: Instant,
     ctl: Option<CtlServer>,
     requests: crossbeam_channel::Receiver<CtlEnvelope>,
+    /// The configuration file the daemon was started with (for `config_file` and `reload`).
+    config_file: Option<std::path::PathBuf>,
 }
 
 impl Daemon {
@@ -132,6 +156,7 @@ impl Daemon {
             started: Instant::now(),
             ctl,
             requests: rx,
+            config_file: None,
         })
     }
 
@@ -284,8 +309,45 @@ impl Daemon {
                 Some(v) => CtlData::Calls(v),
                 None => return CtlResponse::Error("call control is not running".into()),
             },
+            CtlRequest::ConfigFile => match &self.config_file {
+                Some(p) => CtlData::ConfigFile(crate::ctl::proto::ConfigFileData {
+                    path: p.display().to_string(),
+                }),
+                None => return CtlResponse::Error(NO_CONFIG_FILE.into()),
+            },
+            CtlRequest::Reload => return self.reload(),
         };
         CtlResponse::Ok(data)
+    }
+
+    /// Name the configuration file the daemon was started with (made absolute), which
+    /// `config_file` reports and `reload` reads.
+    pub fn set_config_file(&mut self, path: &std::path::Path) {
+        self.config_file = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+    }
+
+    /// `reload`: read the configuration file again, check it, and apply it to call control
+    /// (trunk groups, routes, hunt groups) without dropping calls.
+    fn reload(&self) -> CtlResponse {
+        let Some(file) = self.config_file.clone() else {
+            return CtlResponse::Error(NO_CONFIG_FILE.into());
+        };
+        let cfg = match Config::load(&file) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                return CtlResponse::Error(format!(
+                    "configuration not reloaded, it has errors:\n{e}"
+                ))
+            }
+        };
+        match self.rt.query_mut(move |pbx, _| pbx.reconfigure(&cfg)) {
+            Some(Ok(report)) => CtlResponse::Ok(CtlData::Reload(crate::ctl::proto::ReloadData {
+                file: file.display().to_string(),
+                report,
+            })),
+            Some(Err(e)) => CtlResponse::Error(format!("configuration not applied: {e}")),
+            None => CtlResponse::Error("call control is not running".into()),
+        }
     }
 
     fn count(&self, sig: SigKind) -> u32 {
@@ -324,9 +386,25 @@ pub fn engine_summary(stats: &EngineStats) -> EngineSummary {
 /// # Errors
 /// A configuration or start-up failure.
 pub fn run(cfg: &Config) -> anyhow::Result<()> {
+    run_daemon(cfg, None)
+}
+
+/// Run the daemon with the configuration `cfg` read from `file` (which `reload` reads again)
+/// until SIGINT/SIGTERM.
+///
+/// # Errors
+/// A configuration or start-up failure.
+pub fn run_with_file(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    run_daemon(cfg, Some(file))
+}
+
+fn run_daemon(cfg: &Config, file: Option<&std::path::Path>) -> anyhow::Result<()> {
     let ctl = Daemon::bind_socket(cfg)?;
     let card = open_sim_card(cfg, None)?;
-    let daemon = Daemon::start(cfg, card, Some(ctl))?;
+    let mut daemon = Daemon::start(cfg, card, Some(ctl))?;
+    if let Some(f) = file {
+        daemon.set_config_file(f);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone())?;
     tracing::info!(name = %cfg.system.name, "cardpbx daemon running");

@@ -183,6 +183,25 @@ fn tones_finds_china_busy_with_its_extent() {
 }
 
 #[test]
+fn tones_finds_the_special_information_tone_under_every_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    // 0.5 s silence, two SITs (990 ms of tones, 1 s silence, 990 ms of tones), 2 s silence.
+    let mut x = silence(500);
+    x.extend(render(TonePlan::itu().tone(ProgressTone::Sit), 2980));
+    x.extend(silence(2000));
+    let wav = dir.path().join("sit.wav");
+    write_wav(&wav, &x).unwrap();
+    for plan in ["china", "itu", "europe"] {
+        let found = tone_lines(&ok(&["tones", s(&wav), "--plan", plan]));
+        assert_eq!(found.len(), 1, "{plan}: {found:?}");
+        let (kind, start, end) = &found[0];
+        assert_eq!(kind, "sit", "{plan}");
+        assert!((start - 500).abs() <= 10, "{plan}: start {start}");
+        assert!((end - 3480).abs() <= 10, "{plan}: end {end}");
+    }
+}
+
+#[test]
 fn tones_finds_fax_calling_and_answer_tones() {
     let dir = tempfile::tempdir().unwrap();
     let cng = ToneSpec::cadenced([1100.0, 0.0], -12.0, &[500, 3000]).unwrap();

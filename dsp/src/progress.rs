@@ -1,6 +1,6 @@
 //! Call-progress tone detection: dial, busy, ringback and congestion tones of a [`TonePlan`],
-//! and "voice" (energy that is not a plan tone), for FXO disconnect supervision and for
-//! telling when an outgoing call was answered.
+//! the ITU-T E.180 special information tone (SIT), and "voice" (energy that is not a tone),
+//! for FXO disconnect supervision and for telling how an outgoing call went.
 //!
 //! The detector works on 10 ms blocks ([`BLOCK_LEN`] = 80 samples). Per block it measures the
 //! power at each plan frequency with a [`Goertzel`] filter and the total power. A block is
@@ -16,6 +16,17 @@
 //!   off time counts as soon as it has lasted its minimum, so busy tone is reported about
 //!   2 periods after it starts.
 //! - Ringback: one on and one off time ([`ProgressConfig::ringback_cycles`]).
+//! - Sit ([`ProgressTone::Sit`]): three successive tones in the bands 950, 1400 and 1800 Hz
+//!   ± 50 Hz, each 330 ± 70 ms long (measured 240..=420 ms, which also takes the North
+//!   American short 274 ms and long 380 ms segments), with gaps of at most 30 ms (40 ms
+//!   measured) between them, each steady in level. Each band is listened to by two filters
+//!   25 Hz either side of its centre, so a tone anywhere in the band keeps at least about 80 %
+//!   of its block power in one of them, and a tone 100 Hz or more off the centre falls below
+//!   the [`ProgressConfig::min_tone_ratio`]. Reported when the third segment ends; the
+//!   measured segments, with a North American [`SitKind`], are kept
+//!   ([`ProgressDetector::last_sit`]).
+//!   SIT blocks count as neither tone nor voice, so a SIT never looks like an answer. The SIT
+//!   stops after [`SIT_HOLD_MS`] without a SIT segment, or when a plan tone or voice starts.
 //! - `ToneStopped` when a detected tone leaves its cadence (an on or off time too long or out of
 //!   pattern); `VoiceDetected` once [`ProgressConfig::voice_min_ms`] of non-tone energy has
 //!   been heard (re-armed by a detected tone or by 1 s without voice).
@@ -54,6 +65,27 @@ const UNKNOWN_MS: u32 = u32::MAX;
 const DETECTED_TONES: [ProgressTone; 4] =
     [ProgressTone::Dial, ProgressTone::Busy, ProgressTone::Ringback, ProgressTone::Congestion];
 
+/// E.180 SIT nominal frequencies, Hz.
+pub const SIT_FREQS: [f32; 3] = [950.0, 1400.0, 1800.0];
+
+/// Each SIT band has two filters this far below and above its centre, Hz.
+const SIT_SPLIT_HZ: f32 = 25.0;
+
+/// Shortest and longest SIT segment as measured in 10 ms blocks, ms (E.180: 330 ± 70 ms).
+pub const SIT_MIN_MS: u32 = 240;
+/// See [`SIT_MIN_MS`].
+pub const SIT_MAX_MS: u32 = 420;
+
+/// Longest gap inside or between SIT segments, blocks (E.180: 30 ms, plus an edge block).
+const SIT_MAX_GAP_BLOCKS: u32 = 4;
+
+/// A detected SIT has stopped after this long without a SIT segment, ms (E.180: 1 s ± 250 ms
+/// of silence between repetitions).
+pub const SIT_HOLD_MS: u32 = 1500;
+
+/// North American segments shorter than this are "short" (274 ms), longer "long" (380 ms).
+const SIT_SHORT_LONG_MS: u32 = 327;
+
 /// Mean square of a 0 dBm0 sine, 16-bit units.
 const DBM0_MS: f64 = (DBM0_PEAK as f64) * (DBM0_PEAK as f64) / 2.0;
 
@@ -75,6 +107,8 @@ pub struct ProgressConfig {
     pub voice_min_dbm0: f32,
     /// Voice needed before `VoiceDetected`, ms.
     pub voice_min_ms: u32,
+    /// Listen for the E.180 special information tone (costs six more filters per sample).
+    pub sit: bool,
 }
 
 impl Default for ProgressConfig {
@@ -87,6 +121,7 @@ impl Default for ProgressConfig {
             dial_min_ms: 0,
             voice_min_dbm0: -42.0,
             voice_min_ms: 150,
+            sit: true,
         }
     }
 }
@@ -114,6 +149,176 @@ pub enum ProgressEvent {
         /// Sample position of the decision.
         at_sample: u64,
     },
+}
+
+/// The North American (Telcordia) meaning of a SIT, from the short/long durations of its
+/// segments and the low/high frequencies of its first two segments (as publicly tabulated;
+/// not checked against the Telcordia text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SitKind {
+    /// IC, intercept (vacant number or changed): short, short, long; low, low.
+    Intercept,
+    /// VC, vacant code: long, short, long; high, low.
+    VacantCode,
+    /// RO, reorder (intra-LATA): short, long, long; low, high.
+    Reorder,
+    /// RO', reorder (inter-LATA carrier): short, long, long; high, low.
+    ReorderInterLata,
+    /// NC, no circuit (intra-LATA): long, long, long; high, high.
+    NoCircuit,
+    /// NC', no circuit (inter-LATA carrier): long, long, long; low, low.
+    NoCircuitInterLata,
+    /// IO, ineffective other: long, short, long; low, high.
+    IneffectiveOther,
+    /// Reserved code: short, short, long; high, high.
+    Reserved,
+}
+
+/// The three segments of the SIT heard last, as measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SitSegments {
+    /// Duration of each segment, ms (multiples of 10).
+    pub ms: [u32; 3],
+    /// Whether each segment's frequency lay above its band's E.180 nominal frequency (the
+    /// North American "high" 985.2 / 1428.5 Hz as opposed to "low" 913.8 / 1370.6 Hz).
+    pub high: [bool; 3],
+}
+
+impl SitSegments {
+    /// The North American meaning of the durations and frequencies, or `None` when they form
+    /// no assigned code (an ITU SIT at 950/1400/1800 Hz, 330 ms, usually gives none or an
+    /// arbitrary one: its frequencies sit on the band centres).
+    pub fn north_american_kind(&self) -> Option<SitKind> {
+        let long = self.ms.map(|m| m > SIT_SHORT_LONG_MS);
+        let (l1, l2, l3) = (long[0], long[1], long[2]);
+        if !l3 || self.high[2] {
+            return None;
+        }
+        Some(match ((l1, l2), (self.high[0], self.high[1])) {
+            ((false, false), (false, false)) => SitKind::Intercept,
+            ((false, false), (true, true)) => SitKind::Reserved,
+            ((true, false), (true, false)) => SitKind::VacantCode,
+            ((true, false), (false, true)) => SitKind::IneffectiveOther,
+            ((false, true), (false, true)) => SitKind::Reorder,
+            ((false, true), (true, false)) => SitKind::ReorderInterLata,
+            ((true, true), (true, true)) => SitKind::NoCircuit,
+            ((true, true), (false, false)) => SitKind::NoCircuitInterLata,
+            _ => return None,
+        })
+    }
+}
+
+/// Segment-by-segment tracking of a SIT.
+#[derive(Debug, Clone, Copy)]
+struct SitTracker {
+    /// Band (0, 1, 2) of the segment in progress.
+    band: Option<usize>,
+    /// Blocks of the segment in progress (short dropouts included).
+    blocks: u32,
+    /// Blocks without the segment's band since its last block.
+    gap: u32,
+    /// Blocks since the last segment ended (no segment in progress).
+    idle: u32,
+    /// Blocks since the last block in any SIT band.
+    quiet: u32,
+    /// The segment in progress follows the previous one closely enough to continue a SIT.
+    linked: bool,
+    /// Upper filter stronger (+1) or lower (-1), summed over the segment's blocks.
+    votes: i32,
+    lo: f64,
+    hi: f64,
+    /// Completed segments in a row: band, ms, high, acceptable.
+    done: [(usize, u32, bool, bool); 3],
+    ndone: usize,
+    last: Option<SitSegments>,
+}
+
+impl SitTracker {
+    const NEW: SitTracker = SitTracker {
+        band: None,
+        blocks: 0,
+        gap: 0,
+        idle: u32::MAX / 2,
+        quiet: u32::MAX / 2,
+        linked: false,
+        votes: 0,
+        lo: f64::MAX,
+        hi: 0.0,
+        done: [(0, 0, false, false); 3],
+        ndone: 0,
+        last: None,
+    };
+
+    /// One block: `label` is the SIT band it belongs to and whether its upper filter was the
+    /// stronger, `power` its band power. Returns the segments of a SIT that just completed.
+    fn block(&mut self, label: Option<(usize, bool)>, power: f64) -> Option<SitSegments> {
+        let mut found = None;
+        match label {
+            Some((b, high)) => {
+                self.quiet = 0;
+                if self.band == Some(b) {
+                    self.blocks += 1 + self.gap;
+                    self.gap = 0;
+                } else {
+                    let mut gap_before = self.idle;
+                    if self.band.is_some() {
+                        gap_before = self.gap;
+                        found = self.complete();
+                    }
+                    self.band = Some(b);
+                    self.blocks = 1;
+                    self.gap = 0;
+                    self.votes = 0;
+                    self.lo = f64::MAX;
+                    self.hi = 0.0;
+                    self.linked = gap_before <= SIT_MAX_GAP_BLOCKS;
+                }
+                self.votes += if high { 1 } else { -1 };
+                self.lo = self.lo.min(power);
+                self.hi = self.hi.max(power);
+                self.idle = 0;
+            }
+            None => {
+                self.quiet = self.quiet.saturating_add(1);
+                if self.band.is_some() {
+                    self.gap += 1;
+                    if self.gap > SIT_MAX_GAP_BLOCKS {
+                        let g = self.gap;
+                        found = self.complete();
+                        self.idle = g;
+                    }
+                } else {
+                    self.idle = self.idle.saturating_add(1);
+                }
+            }
+        }
+        found
+    }
+
+    /// The segment in progress has ended.
+    fn complete(&mut self) -> Option<SitSegments> {
+        let band = self.band.take()?;
+        let ms = self.blocks * BLOCK_MS;
+        let ok = (SIT_MIN_MS..=SIT_MAX_MS).contains(&ms) && self.hi <= MAX_SPREAD * self.lo;
+        if !self.linked {
+            self.ndone = 0;
+        }
+        if self.ndone == 3 {
+            self.done.copy_within(1..3, 0);
+            self.ndone = 2;
+        }
+        self.done[self.ndone] = (band, ms, self.votes > 0, ok);
+        self.ndone += 1;
+        let d = &self.done;
+        let sit = self.ndone == 3 && (0..3).all(|i| d[i].0 == i && d[i].3);
+        if !sit {
+            return None;
+        }
+        self.ndone = 0;
+        let seg = SitSegments { ms: [d[0].1, d[1].1, d[2].1], high: [d[0].2, d[1].2, d[2].2] };
+        self.last = Some(seg);
+        Some(seg)
+    }
 }
 
 /// On/off times of one cadenced tone, ms, alternating and starting with on.
@@ -189,6 +394,9 @@ pub struct ProgressDetector {
     filters: [Goertzel; MAX_FREQS],
     nfreqs: usize,
     cadences: [Option<Cadence>; 3],
+    /// Two filters per SIT band: below and above its centre.
+    sit_filters: [Goertzel; 6],
+    sit: SitTracker,
     dial: bool,
     dial_min_ms: u32,
     min_tone_ms: f64,
@@ -251,11 +459,18 @@ impl ProgressDetector {
             (longest_on + 50).max(1000)
         };
         let to_ms = |dbm0: f32| DBM0_MS * 10f64.powf(f64::from(dbm0) / 10.0);
+        let mut sit_filters = [Goertzel::new(0.0, BLOCK_LEN); 6];
+        for (i, f) in sit_filters.iter_mut().enumerate() {
+            let side = if i % 2 == 0 { -SIT_SPLIT_HZ } else { SIT_SPLIT_HZ };
+            *f = Goertzel::new(SIT_FREQS[i / 2] + side, BLOCK_LEN);
+        }
         ProgressDetector {
             cfg,
             filters,
             nfreqs,
             cadences,
+            sit_filters,
+            sit: SitTracker::NEW,
             dial,
             dial_min_ms,
             min_tone_ms: to_ms(cfg.min_tone_dbm0),
@@ -298,11 +513,17 @@ impl ProgressDetector {
         self.sample
     }
 
+    /// The segments of the last SIT detected since the detector was built or reset.
+    pub fn last_sit(&self) -> Option<SitSegments> {
+        self.sit.last
+    }
+
     /// Forget everything heard (e.g. at the start of a new call). Does not allocate.
     pub fn reset(&mut self) {
-        for g in &mut self.filters {
+        for g in self.filters.iter_mut().chain(self.sit_filters.iter_mut()) {
             g.reset();
         }
+        self.sit = SitTracker::NEW;
         self.sum_sq = 0.0;
         self.in_block = 0;
         self.sample = 0;
@@ -329,6 +550,11 @@ impl ProgressDetector {
             for g in &mut self.filters[..self.nfreqs] {
                 g.push(v);
             }
+            if self.cfg.sit {
+                for g in &mut self.sit_filters {
+                    g.push(v);
+                }
+            }
             self.sum_sq += f64::from(v) * f64::from(v);
             self.in_block += 1;
             self.sample += 1;
@@ -344,16 +570,56 @@ impl ProgressDetector {
         let tone_ms: f64 =
             self.filters[..self.nfreqs].iter().map(|g| 2.0 * f64::from(g.power()) / (n * n)).sum();
         let total_ms = self.sum_sq / n;
+        let ratio = f64::from(self.cfg.min_tone_ratio);
+        let mut sit_label = None;
+        let mut sit_power = 0.0;
+        if self.cfg.sit {
+            for b in 0..3 {
+                let lo = 2.0 * f64::from(self.sit_filters[2 * b].power()) / (n * n);
+                let hi = 2.0 * f64::from(self.sit_filters[2 * b + 1].power()) / (n * n);
+                let p = lo.max(hi);
+                if p > sit_power {
+                    sit_power = p;
+                    sit_label = Some((b, hi > lo));
+                }
+            }
+            if sit_power < self.min_tone_ms || sit_power < ratio * total_ms {
+                sit_label = None;
+            }
+            for g in &mut self.sit_filters {
+                g.reset();
+            }
+        }
         for g in &mut self.filters {
             g.reset();
         }
         self.sum_sq = 0.0;
         self.in_block = 0;
-        let tone =
-            tone_ms >= self.min_tone_ms && tone_ms >= f64::from(self.cfg.min_tone_ratio) * total_ms;
-        let voice = !tone && total_ms >= self.voice_min_ms;
+        let tone = tone_ms >= self.min_tone_ms && tone_ms >= ratio * total_ms;
+        let voice = !tone && sit_label.is_none() && total_ms >= self.voice_min_ms;
+        if self.cfg.sit {
+            self.track_sit(sit_label, sit_power, on_event);
+        }
         self.track_voice(voice, tone, on_event);
         self.track_runs(tone, tone_ms, on_event);
+    }
+
+    fn track_sit(
+        &mut self,
+        label: Option<(usize, bool)>,
+        power: f64,
+        on_event: &mut impl FnMut(ProgressEvent),
+    ) {
+        if self.sit.block(label, power).is_some() {
+            if self.detected != Some(ProgressTone::Sit) {
+                self.stop(on_event);
+                self.detect(ProgressTone::Sit, on_event);
+            }
+        } else if self.detected == Some(ProgressTone::Sit)
+            && self.sit.quiet.saturating_mul(BLOCK_MS) > SIT_HOLD_MS
+        {
+            self.stop(on_event);
+        }
     }
 
     fn track_voice(&mut self, voice: bool, tone: bool, on_event: &mut impl FnMut(ProgressEvent)) {
@@ -372,6 +638,10 @@ impl ProgressDetector {
         }
         if self.voice_armed && self.voice_blocks * BLOCK_MS >= self.cfg.voice_min_ms {
             self.voice_armed = false;
+            if self.detected == Some(ProgressTone::Sit) {
+                // The announcement after a SIT.
+                self.stop(on_event);
+            }
             on_event(ProgressEvent::VoiceDetected { at_sample: self.sample });
         }
     }
@@ -456,6 +726,13 @@ impl ProgressDetector {
     /// Look at the run in progress: stop a tone that overstays, detect a new one.
     fn check_current(&mut self, on_event: &mut impl FnMut(ProgressEvent)) {
         let cur_ms = self.run_blocks * BLOCK_MS;
+        if self.detected == Some(ProgressTone::Sit) {
+            // A plan tone after a SIT ends it.
+            if self.on {
+                self.stop(on_event);
+            }
+            return;
+        }
         if let Some(t) = self.detected {
             if let Some(c) = self.cadence_of(t) {
                 if cur_ms > c.max_of(self.on) {

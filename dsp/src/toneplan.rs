@@ -29,15 +29,21 @@ pub enum ProgressTone {
     Congestion,
     /// Call waiting: another call is waiting on a line that is in a call.
     CallWaiting,
-    /// Special information tone (SIT): an announcement follows or the number is unobtainable.
+    /// The plan's own "special information" tone (China: 450 Hz 3 × 100/100 then 400/400;
+    /// the E.180 three-tone sequence in the ITU and European plans).
     Info,
     /// Recording warning: the call is being recorded.
     Record,
+    /// ITU-T E.180 §6 / Q.35 special information tone (SIT): 950, 1400 and 1800 Hz for 330 ms
+    /// each, then 1 s of silence, repeated. The network cannot complete the call (number
+    /// unobtainable, changed, no circuit); an announcement often follows. The call-progress
+    /// detector recognises it in every plan.
+    Sit,
 }
 
 impl ProgressTone {
     /// Every tone, in declaration order.
-    pub const ALL: [ProgressTone; 7] = [
+    pub const ALL: [ProgressTone; 8] = [
         ProgressTone::Dial,
         ProgressTone::Busy,
         ProgressTone::Ringback,
@@ -45,6 +51,7 @@ impl ProgressTone {
         ProgressTone::CallWaiting,
         ProgressTone::Info,
         ProgressTone::Record,
+        ProgressTone::Sit,
     ];
 
     /// The configuration key of the tone (`"call_waiting"`, ...).
@@ -57,6 +64,7 @@ impl ProgressTone {
             ProgressTone::CallWaiting => "call_waiting",
             ProgressTone::Info => "info",
             ProgressTone::Record => "record",
+            ProgressTone::Sit => "sit",
         }
     }
 
@@ -103,6 +111,9 @@ pub struct TonePlanOverrides {
     pub info: Option<ToneDef>,
     /// Recording warning tone.
     pub record: Option<ToneDef>,
+    /// E.180 special information tone (a simple tone here replaces the three-tone sequence;
+    /// the detector keeps listening for E.180 SIT).
+    pub sit: Option<ToneDef>,
     /// FXS power-ringing on/off pattern in ms, starting with on.
     pub ring_cadence: Option<Vec<u32>>,
     /// Level of every tone component in dBm0 (the built-in tones and overrides without their own
@@ -120,6 +131,7 @@ impl TonePlanOverrides {
             ProgressTone::CallWaiting => self.call_waiting.as_ref(),
             ProgressTone::Info => self.info.as_ref(),
             ProgressTone::Record => self.record.as_ref(),
+            ProgressTone::Sit => self.sit.as_ref(),
         }
     }
 }
@@ -160,7 +172,7 @@ pub struct TonePlanError {
 pub struct TonePlan {
     /// Short name of the plan (`"cn"`, `"itu"`, `"eu"`).
     pub name: String,
-    tones: [ToneSpec; 7],
+    tones: [ToneSpec; 8],
     ring_cadence: Vec<u32>,
     level_dbm0: f32,
 }
@@ -189,7 +201,7 @@ fn simple(freqs: &[f32], level: f32, cadence: &[u32]) -> Result<ToneSpec, Overri
 }
 
 /// The E.180 special information tone: 950, 1400, 1800 Hz for 330 ms each, then 1 s silence.
-fn sit_three_tone(level: f32) -> ToneSpec {
+pub fn sit_three_tone(level: f32) -> ToneSpec {
     let seg = |f: f32| Segment { ms: 330, freqs: [f, 0.0], level_dbm0: level };
     ToneSpec::new(&[seg(950.0), seg(1400.0), seg(1800.0), Segment::silence(1000)], true)
         .expect("built-in SIT is valid")
@@ -223,7 +235,10 @@ impl TonePlan {
     /// China (the default plan), from the ITU national-tones list as Asterisk's `[cn]` gives it:
     /// 450 Hz dial (continuous), busy 350/350 ms, ringback 1000/4000, congestion 700/700,
     /// call waiting 400/4000, special information 3 × (100/100) then 400/400, record 950 Hz
-    /// 400/10000; power ringing 1000/4000 ms. Levels -10 dBm0.
+    /// 400/10000; power ringing 1000/4000 ms. Levels -10 dBm0. [`ProgressTone::Sit`] is the
+    /// E.180 sequence (950/1400/1800 Hz, 330 ms each, 1 s silence) as in every plan: Chinese
+    /// exchanges mostly announce vacant numbers with the 450 Hz "info" tone and a recording,
+    /// but the E.180 frequencies are the same wherever SIT is sent (unverified for YD/T).
     pub fn china() -> Self {
         let f = [450.0];
         TonePlan {
@@ -236,6 +251,7 @@ impl TonePlan {
                 builtin(&f, &[400, 4000]),
                 builtin(&f, &[100, 100, 100, 100, 100, 100, 400, 400]),
                 builtin(&[950.0], &[400, 10_000]),
+                sit_three_tone(DEFAULT_LEVEL_DBM0),
             ],
             ring_cadence: vec![1000, 4000],
             level_dbm0: DEFAULT_LEVEL_DBM0,
@@ -265,6 +281,7 @@ impl TonePlan {
                 builtin(&f, &[200, 200, 200, 5000]),
                 sit_three_tone(DEFAULT_LEVEL_DBM0),
                 builtin(&[1400.0], &[400, 15_000]),
+                sit_three_tone(DEFAULT_LEVEL_DBM0),
             ],
             ring_cadence: vec![1000, 4000],
             level_dbm0: DEFAULT_LEVEL_DBM0,
@@ -287,6 +304,7 @@ impl TonePlan {
                 builtin(&f, &[200, 200, 200, 5000]),
                 sit_three_tone(DEFAULT_LEVEL_DBM0),
                 builtin(&[1400.0], &[80, 15_000]),
+                sit_three_tone(DEFAULT_LEVEL_DBM0),
             ],
             ring_cadence: vec![1000, 4000],
             level_dbm0: DEFAULT_LEVEL_DBM0,

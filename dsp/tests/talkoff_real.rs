@@ -6,6 +6,7 @@
 //! - The DTMF detector reports no digit on any of it.
 //! - The call-progress detector (China and Europe plans) never takes speech for dial, busy,
 //!   ringback or congestion tone (it may report voice).
+//! - The call-progress detector finds no special information tone in speech or music.
 //! - The fax tone detector finds no CNG or CED in speech.
 //! - Digits mixed into running speech at -10 to -20 dBm0 per tone are all found, in order.
 
@@ -16,7 +17,7 @@ use cardpbx_dsp::dtmf::{DtmfConfig, DtmfDetector, DtmfEvent, DtmfGenConfig, Dtmf
 use cardpbx_dsp::faxtone::FaxToneDetector;
 use cardpbx_dsp::progress::{ProgressDetector, ProgressEvent};
 use cardpbx_dsp::tone::DBM0_PEAK;
-use cardpbx_dsp::toneplan::TonePlan;
+use cardpbx_dsp::toneplan::{ProgressTone, TonePlan};
 use talkoff_corpus::corpus;
 
 /// Samples per media-engine tick (1 ms).
@@ -112,6 +113,29 @@ fn progress_detector_hears_voice_not_tones_in_speech() {
             assert!(voice > 0, "{name} ({} plan): speech not heard as voice", plan.name);
         }
     }
+}
+
+#[test]
+fn no_special_information_tone_in_speech_or_music() {
+    // SIT (950/1400/1800 Hz) sits where speech formants and melodies are: neither the speech
+    // nor the music of the corpus, at its level, 6 dB louder or 20 dB quieter, gives one.
+    let plan = TonePlan::china();
+    let mut bad = Vec::new();
+    for (name, x) in corpus() {
+        for gain in [1.0f32, 2.0, 0.1] {
+            let y: Vec<i16> =
+                x.iter().map(|&s| (f32::from(s) * gain).clamp(-32768.0, 32767.0) as i16).collect();
+            let mut d = ProgressDetector::new(&plan);
+            for c in y.chunks(TICK) {
+                d.process(c, |e| {
+                    if let ProgressEvent::Detected { tone: ProgressTone::Sit, at_sample } = e {
+                        bad.push(format!("{name} x{gain}: SIT at {at_sample}"));
+                    }
+                });
+            }
+        }
+    }
+    assert!(bad.is_empty(), "SIT talk-off:\n{}", bad.join("\n"));
 }
 
 #[test]

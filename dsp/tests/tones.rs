@@ -108,7 +108,11 @@ fn china_plan() {
     assert_eq!(c(ProgressTone::CallWaiting), vec![400, 4000]);
     assert_eq!(c(ProgressTone::Info), vec![100, 100, 100, 100, 100, 100, 400, 400]);
     assert_eq!(c(ProgressTone::Record), vec![400, 10_000]);
-    for t in ProgressTone::ALL {
+    // The E.180 SIT: 950, 1400, 1800 Hz, 330 ms each, then 1 s of silence.
+    let sit: Vec<(u32, f32)> =
+        p.tone(ProgressTone::Sit).segments().iter().map(|s| (s.ms, s.freqs[0])).collect();
+    assert_eq!(sit, [(330, 950.0), (330, 1400.0), (330, 1800.0), (1000, 0.0)]);
+    for t in ProgressTone::ALL.into_iter().filter(|&t| t != ProgressTone::Sit) {
         let spec = p.tone(t);
         let want = if t == ProgressTone::Record { 950.0 } else { 450.0 };
         for s in spec.segments().iter().filter(|s| !s.is_silent()) {

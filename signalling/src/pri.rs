@@ -137,10 +137,7 @@ impl PriEndpoint {
 
     /// Whether the data link is in multiple-frame operation.
     pub fn link_is_up(&self) -> bool {
-        matches!(
-            self.link.state(),
-            LinkState::MultipleFrameEstablished | LinkState::TimerRecovery
-        )
+        matches!(self.link.state(), LinkState::MultipleFrameEstablished | LinkState::TimerRecovery)
     }
 
     /// The data link's state and counters.
@@ -337,11 +334,8 @@ mod tests {
             .call(now, |q, t| q.setup(t, CallParams { called: "100".into(), ..Default::default() }))
             .unwrap();
         p.settle();
-        let Some(CallEvent::Incoming { call, channel, called, .. }) = p
-            .ev_b
-            .iter()
-            .find(|e| matches!(e, CallEvent::Incoming { .. }))
-            .cloned()
+        let Some(CallEvent::Incoming { call, channel, called, .. }) =
+            p.ev_b.iter().find(|e| matches!(e, CallEvent::Incoming { .. })).cloned()
         else {
             panic!("no incoming call: {:?}", p.ev_b)
         };

@@ -3,10 +3,11 @@
 use crate::clock::{Clock, ClockStats};
 use crate::coline::SimCoLine;
 use crate::config::{ClockMode, SimConfig};
+use crate::e1::{Exchange, ExchangeCounters, RemoteCall, SpanFar, SpanFarEnd};
 use crate::events::EventQueue;
 use crate::extaudio::{ExtAudioStats, ExtBinding};
 use crate::phone::SimPhone;
-use crate::signature::{EndpointId, SignaturePlan, MAX_ENDPOINTS};
+use crate::signature::{AudioCheck, EndpointId, SignaturePlan, MAX_ENDPOINTS};
 use crate::traffic::{TrafficConfig, TrafficGen, TrafficStats};
 use cardpbx_dsp::g711;
 use cardpbx_hal::{
@@ -27,8 +28,10 @@ pub const DCHANNEL_TIMESLOT: u8 = 16;
 enum Far {
     Phone(usize),
     CoLine(usize),
-    /// E1 timeslot: silent until E1 far ends exist (or an external peer is bound).
-    Timeslot,
+    /// E1 bearer timeslot (span index from 0, timeslot): the span's remote party, if any.
+    Bearer(usize, u8),
+    /// E1 D-channel (timeslot 16): carries HDLC frames, no audio.
+    DChannel,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +60,7 @@ pub struct SimCard {
     phones: Vec<SimPhone>,
     lines: Vec<SimCoLine>,
     spans: Vec<SpanState>,
+    fars: Vec<SpanFar>,
     events: EventQueue,
     ext: Vec<ExtBinding>,
     traffic: Option<TrafficGen>,
@@ -64,7 +68,6 @@ pub struct SimCard {
     seed: u64,
     gone: bool,
     gone_reported: bool,
-    hdlc_dropped: u64,
     idle_tx: Vec<Chunk>,
     idle_rx: Vec<Chunk>,
 }
@@ -98,12 +101,14 @@ impl SimCard {
     /// cadence that is empty, odd in length or has a zero time.
     pub fn new(cfg: SimConfig) -> Result<Self> {
         let bad = |m: String| Error::new(ErrorKind::InvalidArgument, m);
-        let plan = SignaturePlan::new(cfg.fxs_ports, cfg.fxo_ports).ok_or_else(|| {
-            bad(format!(
-                "sim card {}: {} FXS + {} FXO ports exceed the {} distinct audio signatures",
-                cfg.name, cfg.fxs_ports, cfg.fxo_ports, MAX_ENDPOINTS
-            ))
-        })?;
+        let plan = SignaturePlan::with_spans(cfg.fxs_ports, cfg.fxo_ports, cfg.e1_spans)
+            .ok_or_else(|| {
+                bad(format!(
+                    "sim card {}: {} FXS + {} FXO ports + 30 per E1 span ({}) exceed the {} \
+                     distinct audio signatures",
+                    cfg.name, cfg.fxs_ports, cfg.fxo_ports, cfg.e1_spans, MAX_ENDPOINTS
+                ))
+            })?;
         let cad = &cfg.co.ring_cadence_ms;
         if cad.is_empty() || cad.len() & 1 == 1 || cad.contains(&0) {
             return Err(bad(format!(
@@ -134,13 +139,27 @@ impl SimCard {
         }
         let mut spans = Vec::new();
         let mut span_infos = Vec::new();
+        let mut fars = Vec::new();
         for s in 1..=cfg.e1_spans {
+            let mut dchan = ChannelId(0);
             for ts in 1..=E1_TIMESLOTS {
                 let sig =
                     if ts == DCHANNEL_TIMESLOT { SigKind::DChannel } else { SigKind::CcsBearer };
-                chan(format!("span{s}/ts{ts}"), sig, Some(SpanId(s)), Some(ts), None);
-                far.push(Far::Timeslot);
+                let id = chan(format!("span{s}/ts{ts}"), sig, Some(SpanId(s)), Some(ts), None);
+                if ts == DCHANNEL_TIMESLOT {
+                    dchan = id;
+                    far.push(Far::DChannel);
+                } else {
+                    far.push(Far::Bearer(s as usize - 1, ts));
+                }
             }
+            let exchange = match cfg.span_far.get(s as usize - 1) {
+                Some(SpanFarEnd::Exchange(side)) => {
+                    Some(Box::new(Exchange::new(*side, s, cfg.exchange.clone(), &plan)))
+                }
+                Some(SpanFarEnd::None) | None => None,
+            };
+            fars.push(SpanFar { dchan, exchange, cut: false, up: false, dropped: 0 });
             span_infos.push(SpanInfo {
                 id: SpanId(s),
                 name: format!("{}/span{s}", cfg.name),
@@ -172,6 +191,7 @@ impl SimCard {
             phones,
             lines,
             spans,
+            fars,
             events: EventQueue::with_capacity(4 * n + 64),
             ext: Vec::new(),
             traffic: None,
@@ -179,7 +199,6 @@ impl SimCard {
             seed: cfg.seed,
             gone: false,
             gone_reported: false,
-            hdlc_dropped: 0,
             idle_tx: vec![[law.silence(); CHUNK_SAMPLES]; n],
             idle_rx: vec![[law.silence(); CHUNK_SAMPLES]; n],
         })
@@ -240,6 +259,7 @@ impl SimCard {
         match id {
             EndpointId::Phone(p) => self.fxs_channel(p),
             EndpointId::CoLine(p) => self.fxo_channel(p),
+            EndpointId::Bearer { span, ts } => self.timeslot_channel(span, ts),
         }
     }
 
@@ -268,9 +288,106 @@ impl SimCard {
         self.events.dropped()
     }
 
-    /// D-channel frames accepted and discarded (no E1 far end is simulated yet).
+    /// D-channel frames from the PBX that nobody took (no far end, span down, D-channel cut).
     pub fn hdlc_frames_dropped(&self) -> u64 {
-        self.hdlc_dropped
+        self.fars.iter().map(|f| f.dropped).sum()
+    }
+
+    fn exchange_mut(&mut self, span: u32) -> Result<&mut Exchange> {
+        let name = &self.info.name;
+        self.fars
+            .get_mut((span as usize).wrapping_sub(1))
+            .and_then(|f| f.exchange.as_deref_mut())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("{name}: span {span} has no simulated exchange"),
+                )
+            })
+    }
+
+    fn exchange_ref(&self, span: u32) -> Option<&Exchange> {
+        self.fars.get((span as usize).wrapping_sub(1)).and_then(|f| f.exchange.as_deref())
+    }
+
+    /// The simulated exchange on `span` places a call to the PBX; returns its handle.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] without an exchange on that span; [`ErrorKind::InvalidArgument`] when
+    /// the exchange refuses (data link down, no free channel).
+    pub fn pri_call_in(&mut self, span: u32, calling: Option<&str>, called: &str) -> Result<u32> {
+        self.check_alive()?;
+        let now = self.clock.now();
+        self.exchange_mut(span)?
+            .call_in(now, calling, called)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("span {span}: {e}")))
+    }
+
+    /// The remote party of exchange call `handle` on `span` hangs up. False when there is no
+    /// such call.
+    pub fn pri_hang_up(&mut self, span: u32, handle: u32) -> bool {
+        let now = self.clock.now();
+        self.exchange_mut(span).is_ok_and(|x| x.hang_up(now, handle))
+    }
+
+    /// The exchange's calls on `span`: those up now, then the cleared ones.
+    pub fn pri_calls(&self, span: u32) -> Vec<RemoteCall> {
+        self.exchange_ref(span).map(Exchange::calls).unwrap_or_default()
+    }
+
+    /// Numbers the PBX called on `span`, in order.
+    pub fn pri_dialed(&self, span: u32) -> Vec<String> {
+        self.exchange_ref(span).map(|x| x.dialed().to_vec()).unwrap_or_default()
+    }
+
+    /// The exchange's counters on `span`.
+    pub fn exchange_counters(&self, span: u32) -> Option<ExchangeCounters> {
+        self.exchange_ref(span).map(Exchange::counters)
+    }
+
+    /// Whether the exchange's data link on `span` is established.
+    pub fn pri_link_up(&self, span: u32) -> bool {
+        self.exchange_ref(span).is_some_and(Exchange::link_is_up)
+    }
+
+    /// Expect `peer`'s signature on the bearer `ts` of `span` while its call is active.
+    pub fn pri_expect_peer(&mut self, span: u32, ts: u8, peer: Option<EndpointId>) {
+        if let Ok(x) = self.exchange_mut(span) {
+            x.expect_peer(ts, peer);
+        }
+    }
+
+    /// The audio path check of the remote party on bearer `ts` of `span`.
+    pub fn pri_audio_check(&self, span: u32, ts: u8) -> Option<AudioCheck> {
+        self.exchange_ref(span).and_then(|x| x.audio_check(ts))
+    }
+
+    /// Fault injection: cut (`true`) or restore the D-channel of `span` without an alarm;
+    /// frames are lost both ways while it is cut.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for an unknown span.
+    pub fn set_dchannel_cut(&mut self, span: u32, cut: bool) -> Result<()> {
+        let name = &self.info.name;
+        let f = self
+            .fars
+            .get_mut((span as usize).wrapping_sub(1))
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{name}: no span {span}")))?;
+        f.cut = cut;
+        Ok(())
+    }
+
+    /// Tell the span's far end whether its physical layer works (no alarm, configured).
+    fn span_physical(&mut self, span: SpanId) {
+        let idx = (span.0 as usize).wrapping_sub(1);
+        let (Some(st), Some(far)) = (self.spans.get(idx), self.fars.get_mut(idx)) else { return };
+        let down = Alarms::LOS
+            .union(Alarms::LOF)
+            .union(Alarms::AIS)
+            .union(Alarms::RAI)
+            .union(Alarms::NOT_OPEN);
+        let up = st.config.is_some() && !intersects(st.alarms, down);
+        far.set_up(self.clock.now(), up);
     }
 
     /// One tick: [`wait_tick`](ClockSource::wait_tick) then [`exchange`](MediaIo::exchange).
@@ -322,6 +439,7 @@ impl SimCard {
             st.alarms = alarms;
             self.events.push(HalEvent::Alarm(span, alarms));
         }
+        self.span_physical(span);
         Ok(())
     }
 
@@ -493,6 +611,9 @@ impl MediaIo for SimCard {
             gen.step(now, &mut self.phones, &mut self.lines);
         }
         let silence = [self.law.silence(); CHUNK_SAMPLES];
+        for f in &mut self.fars {
+            f.step(now, &mut self.events);
+        }
         for (i, far) in self.far.iter().enumerate() {
             match *far {
                 Far::Phone(p) => {
@@ -501,7 +622,16 @@ impl MediaIo for SimCard {
                 Far::CoLine(l) => {
                     self.lines[l].tick(now, &self.plan, &tx[i], &mut rx[i], &mut self.events)
                 }
-                Far::Timeslot => rx[i] = silence,
+                Far::Bearer(s, ts) => {
+                    let f = &mut self.fars[s];
+                    match f.exchange.as_deref_mut() {
+                        Some(x) if f.up => {
+                            x.bearer_tick(ts, self.law, &self.plan, &tx[i], &mut rx[i])
+                        }
+                        _ => rx[i] = silence,
+                    }
+                }
+                Far::DChannel => rx[i] = silence,
             }
         }
         for b in &mut self.ext {
@@ -554,11 +684,19 @@ impl SignallingIo for SimCard {
                 self.channel_info(ch)?;
                 return Err(self.wrong(ch, "CAS bits"));
             }
-            HalCommand::SendHdlc(ch, _) => {
-                if self.channel_info(ch)?.sig != SigKind::DChannel {
+            HalCommand::SendHdlc(ch, frame) => {
+                let (sig, span) = {
+                    let info = self.channel_info(ch)?;
+                    (info.sig, info.span)
+                };
+                if sig != SigKind::DChannel {
                     return Err(self.wrong(ch, "an HDLC frame"));
                 }
-                self.hdlc_dropped += 1;
+                let idx = span.map_or(usize::MAX, |s| (s.0 as usize).wrapping_sub(1));
+                let now = self.clock.now();
+                if let Some(f) = self.fars.get_mut(idx) {
+                    f.frame_in(now, &frame);
+                }
             }
             HalCommand::ConfigureSpan(span, config) => self.configure_span(span, config)?,
         }
@@ -585,6 +723,7 @@ impl SpanControl for SimCard {
             st.alarms = alarms;
             self.events.push(HalEvent::Alarm(span, alarms));
         }
+        self.span_physical(span);
         Ok(())
     }
 
@@ -607,4 +746,8 @@ impl Card for SimCard {
     fn info(&self) -> &CardInfo {
         &self.info
     }
+}
+
+fn intersects(a: Alarms, b: Alarms) -> bool {
+    !a.without(b).eq(&a)
 }

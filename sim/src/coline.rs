@@ -5,7 +5,7 @@ use crate::events::EventQueue;
 use crate::hybrid::Hybrid;
 use crate::signature::{AudioCheck, EndpointId, Heard, Listener, SignaturePlan};
 use cardpbx_dsp::callerid::{self, AbsenceReason, CallerIdMessage, FskTx, MARK_BITS, SEIZURE_BITS};
-use cardpbx_dsp::dtmf::{DtmfConfig, DtmfDetector, DtmfEvent};
+use cardpbx_dsp::dtmf::{DtmfConfig, DtmfDetector, DtmfEvent, DtmfGenConfig, DtmfGenerator};
 use cardpbx_dsp::g711::Law;
 use cardpbx_dsp::tone::{Segment, ToneGen, ToneSpec};
 use cardpbx_hal::{ChannelId, Chunk, HalEvent, HookState, Tick, CHUNK_SAMPLES};
@@ -28,6 +28,8 @@ pub enum CoState {
     Ringback,
     /// The called party is busy (or the CO gave up waiting for digits): busy tone.
     RemoteBusy,
+    /// The number is not in service: special information tone.
+    Unobtainable,
     /// The call is up; the remote party speaks its signature.
     Connected,
     /// The remote party cleared; busy tone and/or polarity reversal until our side hangs up.
@@ -49,6 +51,8 @@ pub struct CoCounters {
     pub calls_out_answered: u64,
     /// Outgoing calls that met a busy number or the dial-tone timeout.
     pub calls_out_busy: u64,
+    /// Outgoing calls to a number not in service (special information tone).
+    pub calls_out_unobtainable: u64,
     /// Calls the remote party cleared.
     pub far_end_clears: u64,
     /// Calls our side cleared after answer.
@@ -102,6 +106,11 @@ pub struct SimCoLine {
     fsk: Option<FskTx>,
     fsk_at: Option<Tick>,
     fsk_on: bool,
+    /// DTMF caller ID sender; sends (before the first ring) while `dtmf_on`.
+    dtmf_tx: DtmfGenerator,
+    dtmf_on: bool,
+    /// The first ring burst of an incoming call waits until this tick (after DTMF caller ID).
+    ring_from: Option<Tick>,
     /// Ring bursts of the current incoming call.
     call_bursts: u32,
     hybrid: Option<Hybrid>,
@@ -160,6 +169,14 @@ impl SimCoLine {
             fsk: None,
             fsk_at: None,
             fsk_on: false,
+            dtmf_tx: DtmfGenerator::new(DtmfGenConfig {
+                on_ms: 70,
+                off_ms: 70,
+                level_dbm0: cfg.callerid.map_or(-13.0, |c| c.level_dbm0),
+                twist_db: 0.0,
+            }),
+            dtmf_on: false,
+            ring_from: None,
             call_bursts: 0,
             hybrid: cfg.echo.map(Hybrid::new),
             remote_fax: false,
@@ -266,7 +283,10 @@ impl SimCoLine {
         if self.state != CoState::Idle || self.our_hook == HookState::OffHook {
             return false;
         }
-        self.fsk = self.cfg.callerid.and_then(|c| {
+        self.dtmf_tx.clear();
+        self.dtmf_on = false;
+        self.ring_from = None;
+        self.fsk = self.cfg.callerid.filter(|c| !c.dtmf).and_then(|c| {
             let minutes = self.now / 60_000;
             let msg = CallerIdMessage {
                 date_time: Some(format!("0101{:02}{:02}", minutes / 60 % 24, minutes % 60)),
@@ -281,6 +301,20 @@ impl SimCoLine {
             tx.send(&bytes).ok()?;
             Some(tx)
         });
+        if self.cfg.callerid.is_some_and(|c| c.dtmf) {
+            // DTMF caller ID before the first ring: number, or "unavailable" without one.
+            let msg = CallerIdMessage {
+                number: caller.filter(|n| !n.is_empty()).map(str::to_string),
+                number_absent: caller.is_none().then_some(AbsenceReason::Unavailable),
+                ..CallerIdMessage::default()
+            };
+            if let Ok(digits) = callerid::encode_dtmf(&msg) {
+                if self.dtmf_tx.queue(&digits).is_ok() {
+                    self.dtmf_on = true;
+                    self.counters.callerid_sent += 1;
+                }
+            }
+        }
         self.fsk_at = None;
         self.fsk_on = false;
         self.state = CoState::RingingIn;
@@ -341,6 +375,9 @@ impl SimCoLine {
     fn stop_ringing(&mut self) {
         self.fsk_at = None;
         self.fsk_on = false;
+        self.dtmf_tx.clear();
+        self.dtmf_on = false;
+        self.ring_from = None;
         if self.ring_on {
             self.ring_on = false;
             self.ring_end_pending = true;
@@ -436,6 +473,10 @@ impl SimCoLine {
             self.state = CoState::RemoteBusy;
             self.counters.calls_out_busy += 1;
             self.play(self.cfg.busy_tone);
+        } else if self.cfg.unobtainable_numbers.iter().any(|n| n.as_bytes() == dialed) {
+            self.state = CoState::Unobtainable;
+            self.counters.calls_out_unobtainable += 1;
+            self.play(self.cfg.sit_tone);
         } else {
             self.state = CoState::Ringback;
             self.answer_at = self.now + u64::from(self.cfg.answer_delay_ms);
@@ -465,7 +506,12 @@ impl SimCoLine {
             events.push(HalEvent::RingEnd(self.chan));
         }
         match self.state {
-            CoState::RingingIn => self.ring_cadence(now, events),
+            CoState::RingingIn => {
+                // DTMF caller ID goes first; the ring waits for it.
+                if !self.dtmf_on && self.ring_from.is_none_or(|t| now >= t) {
+                    self.ring_cadence(now, events);
+                }
+            }
             CoState::DialTone => {
                 if now >= self.seized_at + u64::from(self.cfg.dial_tone_timeout_ms) {
                     self.state = CoState::RemoteBusy;
@@ -492,7 +538,7 @@ impl SimCoLine {
                     self.hang_up();
                 }
             }
-            CoState::Idle | CoState::RemoteBusy | CoState::Cleared => {}
+            CoState::Idle | CoState::RemoteBusy | CoState::Unobtainable | CoState::Cleared => {}
         }
         if self.reversal_pending {
             self.reversal_pending = false;
@@ -514,6 +560,13 @@ impl SimCoLine {
                 self.cng.fill(&mut out);
             } else {
                 self.voice.fill(&mut out);
+            }
+        } else if !off_hook && self.dtmf_on {
+            // On-hook DTMF caller ID before the first ring.
+            self.dtmf_on = self.dtmf_tx.fill(&mut out);
+            if !self.dtmf_on {
+                let after = self.cfg.callerid.map_or(0, |c| c.after_ring_ms);
+                self.ring_from = Some(now + u64::from(after));
             }
         } else if !off_hook && self.fsk_on {
             // On-hook data transmission (caller ID) between the rings.

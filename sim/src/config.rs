@@ -1,5 +1,6 @@
 //! Configuration of a simulated card and of the far ends it simulates.
 
+use crate::e1::{ExchangeConfig, SpanFarEnd};
 use crate::hybrid::EchoPath;
 use cardpbx_dsp::callerid::{Format, FskStandard};
 use cardpbx_dsp::dtmf::DtmfGenConfig;
@@ -56,6 +57,11 @@ pub struct CoLineConfig {
     pub dial_tone_timeout_ms: u32,
     /// Numbers for which the called party is busy: the CO plays busy tone instead of ringback.
     pub busy_numbers: Vec<String>,
+    /// Numbers not in service: the CO plays the special information tone instead of ringback.
+    pub unobtainable_numbers: Vec<String>,
+    /// Special information tone for unobtainable numbers (default E.180: 950/1400/1800 Hz,
+    /// 330 ms each, then 1 s silence).
+    pub sit_tone: ToneSpec,
     /// The remote party clears this long after answer (default none: only on `hang_up`).
     pub hold_ms: Option<u32>,
     /// Level of the remote party's audio signature in dBm0 (default -15).
@@ -70,13 +76,19 @@ pub struct CoLineConfig {
 /// How a simulated exchange sends caller ID.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CoCallerId {
-    /// The modem.
+    /// The modem (FSK between the first and second ring).
     pub standard: FskStandard,
-    /// The message format.
+    /// The message format (FSK).
     pub format: Format,
+    /// Send DTMF caller ID before the first ring instead of FSK (ETS 300 659-1 Annex C:
+    /// `A<number>C`, `B00C` unavailable, `B10C` private; digits 70 ms on, 70 ms off at
+    /// `level_dbm0` per tone, no polarity reversal; the first ring starts `after_ring_ms`
+    /// after the last digit).
+    pub dtmf: bool,
     /// Level, dBm0.
     pub level_dbm0: f32,
-    /// Delay from the end of the first ring burst to the start of the data, ms.
+    /// FSK: delay from the end of the first ring burst to the start of the data, ms. DTMF:
+    /// delay from the end of the last digit to the first ring burst.
     pub after_ring_ms: u32,
 }
 
@@ -85,6 +97,7 @@ impl Default for CoCallerId {
         CoCallerId {
             standard: FskStandard::Bell202,
             format: Format::Mdmf,
+            dtmf: false,
             level_dbm0: -13.0,
             after_ring_ms: 600,
         }
@@ -106,6 +119,8 @@ impl Default for CoLineConfig {
             expected_digits: None,
             dial_tone_timeout_ms: 10_000,
             busy_numbers: Vec::new(),
+            unobtainable_numbers: Vec::new(),
+            sit_tone: plan.tone(ProgressTone::Sit),
             hold_ms: None,
             signature_level_dbm0: -15.0,
             callerid: Some(CoCallerId::default()),
@@ -127,6 +142,8 @@ pub struct PhoneConfig {
     pub signature_level_dbm0: f32,
     /// Caller ID the phone's display decodes while it rings (default Bell 202).
     pub callerid: Option<FskStandard>,
+    /// The display also decodes DTMF caller ID sent before the first ring (default false).
+    pub callerid_dtmf: bool,
     /// Hybrid echo the phone's line returns while off-hook (default none).
     pub echo: Option<EchoPath>,
 }
@@ -139,6 +156,7 @@ impl Default for PhoneConfig {
             ring_gone_ms: 6000,
             signature_level_dbm0: -15.0,
             callerid: Some(FskStandard::Bell202),
+            callerid_dtmf: false,
             echo: None,
         }
     }
@@ -165,6 +183,10 @@ pub struct SimConfig {
     pub co: CoLineConfig,
     /// The simulated phones on FXS ports.
     pub phone: PhoneConfig,
+    /// What is at the far end of each E1 span (index 0 = span 1; missing spans: nothing).
+    pub span_far: Vec<SpanFarEnd>,
+    /// How the simulated exchanges on E1 spans behave.
+    pub exchange: ExchangeConfig,
 }
 
 impl Default for SimConfig {
@@ -179,6 +201,8 @@ impl Default for SimConfig {
             clock: ClockMode::Virtual,
             co: CoLineConfig::default(),
             phone: PhoneConfig::default(),
+            span_far: Vec::new(),
+            exchange: ExchangeConfig::default(),
         }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! [`SimCard`] implements the HAL traits exactly like a hardware card and simulates what hangs
 //! on its lines: a [`SimPhone`] on every FXS port, a central office with a remote party
-//! ([`SimCoLine`]) on every FXO port, and E1 spans whose timeslots are silent for now (no E1
-//! far end yet) unless an external peer program is bound to them. Every simulated endpoint
+//! ([`SimCoLine`]) on every FXO port, and E1 spans whose far end is a simulated ISDN exchange
+//! ([`e1`]) or an external peer program. Every simulated endpoint
 //! speaks a distinct audio signature and checks what it hears ([`signature`]), a seeded
 //! [`traffic`] generator places calls, and faults can be injected (span alarms, unplug).
 //!
@@ -16,6 +16,8 @@ pub mod card;
 pub mod clock;
 pub mod coline;
 pub mod config;
+pub mod dsock;
+pub mod e1;
 mod events;
 pub mod extaudio;
 pub mod hybrid;
@@ -27,6 +29,7 @@ pub use card::SimCard;
 pub use clock::ClockStats;
 pub use coline::{CoCounters, CoState, SimCoLine};
 pub use config::{ClockMode, CoCallerId, CoLineConfig, DisconnectSignal, PhoneConfig, SimConfig};
+pub use e1::{ExchangeConfig, ExchangeCounters, RemoteCall, RemoteDirection, SpanFarEnd};
 pub use extaudio::ExtAudioStats;
 pub use hybrid::{EchoPath, Hybrid};
 pub use phone::{PhoneCounters, PhoneState, SimPhone};

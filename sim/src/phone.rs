@@ -5,7 +5,7 @@ use crate::events::EventQueue;
 use crate::hybrid::Hybrid;
 use crate::signature::{AudioCheck, EndpointId, Heard, Listener, SignaturePlan};
 use cardpbx_dsp::callerid::{self, CallerIdMessage, CallerIdReceiver, CidError, Format};
-use cardpbx_dsp::dtmf::{DtmfError, DtmfGenerator};
+use cardpbx_dsp::dtmf::{DtmfConfig, DtmfDetector, DtmfError, DtmfEvent, DtmfGenerator};
 use cardpbx_dsp::g711::Law;
 use cardpbx_dsp::tone::ToneGen;
 use cardpbx_hal::{ChannelId, Chunk, HalEvent, HookState, Tick, CHUNK_SAMPLES};
@@ -72,8 +72,22 @@ pub struct SimPhone {
     /// The last caller ID frame the display received (bytes, length).
     cid_frame: [u8; callerid::MAX_MESSAGE_BYTES],
     cid_len: usize,
+    /// DTMF caller ID receiver (on-hook, before the first ring), when the display decodes it.
+    dtmf_rx: Option<DtmfDetector>,
+    dtmf_digits: [u8; DTMF_CID_MAX],
+    dtmf_len: usize,
+    dtmf_last: Tick,
+    /// The DTMF caller ID that came before the current (or last) ringing episode.
+    dtmf_cid: Option<Result<CallerIdMessage, CidError>>,
     hybrid: Option<Hybrid>,
 }
+
+/// Most DTMF caller ID digits the display keeps.
+const DTMF_CID_MAX: usize = 32;
+
+/// DTMF caller ID digits older than this when ringing starts (or before the next digit) are
+/// dropped, ms.
+const DTMF_CID_TIMEOUT_MS: u64 = 2000;
 
 impl SimPhone {
     pub(crate) fn new(
@@ -109,6 +123,11 @@ impl SimPhone {
             cid_rx: cfg.callerid.map(CallerIdReceiver::new),
             cid_frame: [0; callerid::MAX_MESSAGE_BYTES],
             cid_len: 0,
+            dtmf_rx: cfg.callerid_dtmf.then(|| DtmfDetector::new(DtmfConfig::default())),
+            dtmf_digits: [0; DTMF_CID_MAX],
+            dtmf_len: 0,
+            dtmf_last: 0,
+            dtmf_cid: None,
             hybrid: cfg.echo.map(Hybrid::new),
         }
     }
@@ -293,6 +312,15 @@ impl SimPhone {
         (self.cid_len > 0).then(|| callerid::decode(&self.cid_frame[..self.cid_len]))
     }
 
+    /// The DTMF caller ID the phone's display shows (with [`PhoneConfig::callerid_dtmf`]):
+    /// the digits received on-hook just before the current or last ringing episode, parsed
+    /// (ETS 300 659-1 Annex C), or `None` when none came.
+    ///
+    /// [`PhoneConfig::callerid_dtmf`]: crate::config::PhoneConfig::callerid_dtmf
+    pub fn dtmf_caller_id(&self) -> Option<Result<CallerIdMessage, CidError>> {
+        self.dtmf_cid.clone()
+    }
+
     /// Ringing voltage applied or removed by the exchange (our FXS port).
     pub(crate) fn ring(&mut self, on: bool) {
         if on == self.ring_voltage {
@@ -316,6 +344,13 @@ impl SimPhone {
             if let Some(rx) = self.cid_rx.as_mut() {
                 rx.reset();
             }
+            let fresh = self.now <= self.dtmf_last + DTMF_CID_TIMEOUT_MS;
+            self.dtmf_cid = (self.dtmf_len > 0 && fresh).then(|| {
+                let digits: String =
+                    self.dtmf_digits[..self.dtmf_len].iter().map(|&b| b as char).collect();
+                callerid::parse_dtmf(&digits)
+            });
+            self.dtmf_len = 0;
         }
         self.episode_bursts += 1;
         self.state = PhoneState::Ringing { bursts: self.episode_bursts };
@@ -367,6 +402,24 @@ impl SimPhone {
         let ringing = self.is_ringing();
         if self.hook == HookState::OffHook {
             self.listener.push(plan, &heard);
+        } else if let (Some(rx), false) = (self.dtmf_rx.as_mut(), ringing) {
+            // DTMF caller ID comes on-hook before the first ring.
+            let mut got = None;
+            rx.process(&heard, |ev| {
+                if let DtmfEvent::Start { digit, .. } = ev {
+                    got = Some(digit);
+                }
+            });
+            if let Some(d) = got {
+                if now > self.dtmf_last + DTMF_CID_TIMEOUT_MS {
+                    self.dtmf_len = 0;
+                }
+                if self.dtmf_len < DTMF_CID_MAX {
+                    self.dtmf_digits[self.dtmf_len] = d as u8;
+                    self.dtmf_len += 1;
+                }
+                self.dtmf_last = now;
+            }
         } else if let (Some(rx), true) = (self.cid_rx.as_mut(), ringing) {
             // The display decodes on-hook data between the rings.
             let (frame, len) = (&mut self.cid_frame, &mut self.cid_len);

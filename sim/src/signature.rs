@@ -41,6 +41,25 @@ pub enum EndpointId {
     Phone(u32),
     /// The central office and remote party on an FXO port.
     CoLine(u32),
+    /// The remote party of an E1 bearer channel: span `span` (from 1), timeslot `ts`.
+    Bearer {
+        /// Span number on the card, from 1.
+        span: u32,
+        /// Timeslot, 1..=31 without 16.
+        ts: u8,
+    },
+}
+
+/// Bearer channels per E1 span (timeslots 1-15 and 17-31).
+pub const BEARERS_PER_SPAN: usize = 30;
+
+/// Index of a bearer timeslot among the span's 30 (ts 1 → 0, ts 17 → 15).
+fn bearer_index(ts: u8) -> usize {
+    if ts > 16 {
+        ts as usize - 2
+    } else {
+        ts as usize - 1
+    }
 }
 
 impl std::fmt::Display for EndpointId {
@@ -48,6 +67,7 @@ impl std::fmt::Display for EndpointId {
         match self {
             EndpointId::Phone(p) => write!(f, "phone{p}"),
             EndpointId::CoLine(p) => write!(f, "coline{p}"),
+            EndpointId::Bearer { span, ts } => write!(f, "span{span}/ts{ts}-far"),
         }
     }
 }
@@ -103,6 +123,7 @@ impl AudioCheck {
 #[derive(Debug, Clone)]
 pub struct SignaturePlan {
     phones: u32,
+    co_lines: u32,
     endpoints: usize,
     /// Signature filters in use (all 37 once pairs are needed).
     nsig: usize,
@@ -114,7 +135,13 @@ impl SignaturePlan {
     /// A plan for `phones` phones and `co_lines` CO lines, or `None` when there are more than
     /// [`MAX_ENDPOINTS`].
     pub fn new(phones: u32, co_lines: u32) -> Option<Self> {
-        let endpoints = phones as usize + co_lines as usize;
+        Self::with_spans(phones, co_lines, 0)
+    }
+
+    /// A plan that also has the remote parties of `spans` E1 spans (30 bearers each), or
+    /// `None` when there are more than [`MAX_ENDPOINTS`] endpoints.
+    pub fn with_spans(phones: u32, co_lines: u32, spans: u32) -> Option<Self> {
+        let endpoints = phones as usize + co_lines as usize + spans as usize * BEARERS_PER_SPAN;
         if endpoints > MAX_ENDPOINTS {
             return None;
         }
@@ -125,14 +152,20 @@ impl SignaturePlan {
         }
         coeff[nsig] = goertzel_coeff(425.0);
         coeff[nsig + 1] = goertzel_coeff(450.0);
-        Some(SignaturePlan { phones, endpoints, nsig, coeff })
+        Some(SignaturePlan { phones, co_lines, endpoints, nsig, coeff })
     }
 
-    /// Dense index of an endpoint: phones first, then CO lines.
+    /// Dense index of an endpoint: phones first, then CO lines, then E1 remote parties.
     pub fn index(&self, id: EndpointId) -> usize {
         match id {
             EndpointId::Phone(p) => p as usize - 1,
             EndpointId::CoLine(p) => self.phones as usize + p as usize - 1,
+            EndpointId::Bearer { span, ts } => {
+                self.phones as usize
+                    + self.co_lines as usize
+                    + (span as usize - 1) * BEARERS_PER_SPAN
+                    + bearer_index(ts)
+            }
         }
     }
 
@@ -142,8 +175,13 @@ impl SignaturePlan {
             None
         } else if index < self.phones as usize {
             Some(EndpointId::Phone(index as u32 + 1))
-        } else {
+        } else if index < (self.phones + self.co_lines) as usize {
             Some(EndpointId::CoLine((index - self.phones as usize) as u32 + 1))
+        } else {
+            let k = index - (self.phones + self.co_lines) as usize;
+            let (span, b) = (k / BEARERS_PER_SPAN, k % BEARERS_PER_SPAN);
+            let ts = if b >= 15 { b as u8 + 2 } else { b as u8 + 1 };
+            Some(EndpointId::Bearer { span: span as u32 + 1, ts })
         }
     }
 
@@ -535,6 +573,15 @@ mod tests {
         let tone = small.signature_tone(EndpointId::CoLine(1), -15.0);
         assert_eq!(hear(&small, tone, 2), BlockClass::Signature(EndpointId::CoLine(1)));
         assert!(SignaturePlan::new(MAX_ENDPOINTS as u32, 1).is_none());
+        let e1 = SignaturePlan::with_spans(2, 1, 2).unwrap();
+        for i in 0..63 {
+            let id = e1.endpoint(i).unwrap();
+            assert_eq!(e1.index(id), i, "{id}");
+        }
+        assert_eq!(e1.endpoint(3), Some(EndpointId::Bearer { span: 1, ts: 1 }));
+        assert_eq!(e1.endpoint(3 + 15), Some(EndpointId::Bearer { span: 1, ts: 17 }));
+        assert_eq!(e1.endpoint(3 + 30), Some(EndpointId::Bearer { span: 2, ts: 1 }));
+        assert_eq!(e1.endpoint(63), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`Config`] value.
 
 mod check;
+pub mod edit;
 mod load;
 pub mod model;
 

@@ -406,7 +406,8 @@ fn default_echo_tail_ms() -> u32 {
     64
 }
 
-/// Which FSK modem carries on-hook caller ID.
+/// How on-hook caller ID is carried: an FSK modem between the first and second ring, or DTMF
+/// digits before the first ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallerIdMode {
@@ -416,16 +417,24 @@ pub enum CallerIdMode {
     Bell202,
     /// ITU-T V.23 (ETSI countries).
     V23,
+    /// DTMF digits before the first ring (ETS 300 659-1 Annex C: `A<number>C`; some Chinese
+    /// regions, the Nordic countries, the Netherlands, India, Brazil).
+    Dtmf,
 }
 
 impl CallerIdMode {
-    /// The modem, or `None` when off.
+    /// The FSK modem, or `None` when off or DTMF.
     pub fn standard(self) -> Option<cardpbx_dsp::callerid::FskStandard> {
         match self {
-            CallerIdMode::Off => None,
+            CallerIdMode::Off | CallerIdMode::Dtmf => None,
             CallerIdMode::Bell202 => Some(cardpbx_dsp::callerid::FskStandard::Bell202),
             CallerIdMode::V23 => Some(cardpbx_dsp::callerid::FskStandard::V23),
         }
+    }
+
+    /// Whether caller ID is sent as DTMF digits before the first ring.
+    pub fn is_dtmf(self) -> bool {
+        self == CallerIdMode::Dtmf
     }
 }
 

@@ -8,6 +8,7 @@ use super::client::{ClientError, CtlClient};
 use super::proto::{
     CallData, CardData, ChannelData, CtlData, CtlRequest, PortData, SpanData, StatusData,
 };
+use super::trunk::{render_reload, run_trunk, TrunkCmd};
 use crate::config::{default_socket_path, Config};
 use crate::dspcli::DspCmd;
 use clap::{Parser, Subcommand};
@@ -110,6 +111,13 @@ pub enum Command {
     /// Run the DSP detectors on recordings (DTMF, tones, caller ID, echo canceller).
     #[command(subcommand)]
     Dsp(DspCmd),
+    /// ISDN PRI tools (`pri probe`: test a D-channel with our stack).
+    #[command(subcommand)]
+    Pri(crate::pri::PriCmd),
+    /// Trunk groups: list, show, add, set, remove (edits the configuration file, keeping its
+    /// comments, and reloads the running daemon without dropping calls).
+    #[command(subcommand)]
+    Trunk(TrunkCmd),
 }
 
 /// `cardpbx config ...`
@@ -158,7 +166,7 @@ impl Command {
     /// Whether [`run_client_command`] carries this command out (everything but `daemon`,
     /// `demo` and `bench`).
     pub fn is_client_command(&self) -> bool {
-        self.ctl_request().is_some() || matches!(self, Command::Config(_))
+        self.ctl_request().is_some() || matches!(self, Command::Config(_) | Command::Trunk(_))
     }
 }
 
@@ -198,6 +206,9 @@ pub fn run_client_command_to(
     if let Command::Config(ConfigCmd::Check { file }) = cmd {
         return run_config_check(file, out, err);
     }
+    if let Command::Trunk(t) = cmd {
+        return run_trunk(t, socket_path, out, err);
+    }
     let Some((req, json)) = cmd.ctl_request() else {
         anyhow::bail!("{cmd:?} is not a control client command");
     };
@@ -225,6 +236,8 @@ pub fn run_client_command_to(
             CtlData::Ports(d) => serde_json::to_string_pretty(d),
             CtlData::Channels(d) => serde_json::to_string_pretty(d),
             CtlData::Calls(d) => serde_json::to_string_pretty(d),
+            CtlData::ConfigFile(d) => serde_json::to_string_pretty(d),
+            CtlData::Reload(d) => serde_json::to_string_pretty(d),
         }?;
         writeln!(out, "{text}")?;
     } else {
@@ -288,6 +301,8 @@ pub fn render(data: &CtlData) -> String {
         CtlData::Ports(p) => render_ports(p),
         CtlData::Channels(c) => render_channels(c),
         CtlData::Calls(c) => render_calls(c),
+        CtlData::ConfigFile(c) => format!("{}\n", c.path),
+        CtlData::Reload(r) => render_reload(r),
     }
 }
 

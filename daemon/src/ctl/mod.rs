@@ -8,11 +8,12 @@ pub mod cli;
 pub mod client;
 pub mod proto;
 pub mod server;
+pub mod trunk;
 
 pub use client::{ClientError, CtlClient};
 pub use proto::{
-    CallData, CardData, ChannelData, CtlData, CtlRequest, CtlResponse, EngineSummary, PingData,
-    PortData, SpanData, StatusData,
+    CallData, CardData, ChannelData, ConfigFileData, CtlData, CtlRequest, CtlResponse,
+    EngineSummary, PingData, PortData, ReloadData, SpanData, StatusData,
 };
 pub use server::{CtlEnvelope, CtlRequests, CtlServer, ServerError};
 

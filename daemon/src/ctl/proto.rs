@@ -1,7 +1,7 @@
 //! The control socket protocol: one JSON object per line over a Unix stream socket.
 //!
 //! A request is `{"cmd":"status"}` (commands: `ping`, `status`, `cards`, `spans`, `ports`,
-//! `channels`, `calls`). The answer is one line, `{"ok":true,"data":...}` or
+//! `channels`, `calls`, `config_file`, `reload`). The answer is one line, `{"ok":true,"data":...}` or
 //! `{"ok":false,"error":"..."}`. The data shapes are plain structs shared by the daemon, which
 //! fills them, and the CLI, which renders them.
 
@@ -29,11 +29,16 @@ pub enum CtlRequest {
     Channels,
     /// Calls in progress: a list of [`CallData`].
     Calls,
+    /// The configuration file the daemon was started with: [`ConfigFileData`].
+    ConfigFile,
+    /// Read the configuration file again and apply trunk groups, routes and hunt groups
+    /// without dropping calls: [`ReloadData`].
+    Reload,
 }
 
 impl CtlRequest {
     /// Every request, in the order the help text lists them.
-    pub const ALL: [CtlRequest; 7] = [
+    pub const ALL: [CtlRequest; 9] = [
         CtlRequest::Ping,
         CtlRequest::Status,
         CtlRequest::Cards,
@@ -41,6 +46,8 @@ impl CtlRequest {
         CtlRequest::Ports,
         CtlRequest::Channels,
         CtlRequest::Calls,
+        CtlRequest::ConfigFile,
+        CtlRequest::Reload,
     ];
 
     /// The command word on the wire (`"status"`).
@@ -53,6 +60,8 @@ impl CtlRequest {
             CtlRequest::Ports => "ports",
             CtlRequest::Channels => "channels",
             CtlRequest::Calls => "calls",
+            CtlRequest::ConfigFile => "config_file",
+            CtlRequest::Reload => "reload",
         }
     }
 
@@ -127,6 +136,10 @@ pub enum CtlData {
     Channels(Vec<ChannelData>),
     /// Answer to `calls`.
     Calls(Vec<CallData>),
+    /// Answer to `config_file`.
+    ConfigFile(ConfigFileData),
+    /// Answer to `reload`.
+    Reload(ReloadData),
 }
 
 impl CtlData {
@@ -143,6 +156,8 @@ impl CtlData {
             CtlRequest::Ports => CtlData::Ports(serde_json::from_value(data)?),
             CtlRequest::Channels => CtlData::Channels(serde_json::from_value(data)?),
             CtlRequest::Calls => CtlData::Calls(serde_json::from_value(data)?),
+            CtlRequest::ConfigFile => CtlData::ConfigFile(serde_json::from_value(data)?),
+            CtlRequest::Reload => CtlData::Reload(serde_json::from_value(data)?),
         })
     }
 
@@ -156,6 +171,8 @@ impl CtlData {
             CtlData::Ports(_) => CtlRequest::Ports,
             CtlData::Channels(_) => CtlRequest::Channels,
             CtlData::Calls(_) => CtlRequest::Calls,
+            CtlData::ConfigFile(_) => CtlRequest::ConfigFile,
+            CtlData::Reload(_) => CtlRequest::Reload,
         }
     }
 }
@@ -372,4 +389,21 @@ pub struct CallData {
     pub answered_tick: Option<u64>,
     /// Seconds since it started.
     pub duration_s: f64,
+}
+
+/// Answer to `config_file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigFileData {
+    /// Absolute path of the configuration file the daemon was started with.
+    pub path: String,
+}
+
+/// Answer to `reload`: the file read and what changed (see [`crate::pbx::ReconfigReport`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadData {
+    /// The configuration file that was read.
+    pub file: String,
+    /// What was applied, what waits for calls to end, what needs a restart.
+    #[serde(flatten)]
+    pub report: crate::pbx::ReconfigReport,
 }

@@ -380,3 +380,198 @@ fn cli_arguments_parse() {
     assert!(Cli::try_parse_from(["cardpbx", "daemon"]).is_err());
     assert!(Cli::try_parse_from(["cardpbx", "frobnicate"]).is_err());
 }
+
+// ----- config_file, reload and `cardpbx trunk` -----
+
+const TRUNK_CONF: &str = r#"# test box
+[system]
+name = "t"
+
+[[card]]
+name = "sim0"
+driver = "sim"
+fxs_ports = 2
+fxo_ports = 3
+
+[[extension]]
+number = "2001"
+port = "sim0/fxs1"
+
+# Lines to the exchange.
+[[trunk_group]]
+name = "pstn"      # main lines
+ports = ["sim0/fxo1", "sim0/fxo2"]
+incoming = "2001"
+
+[[route]]
+prefix = "9"
+trunk_group = "pstn"
+"#;
+
+fn reload_data(file: &str) -> ReloadData {
+    ReloadData {
+        file: file.into(),
+        report: crate::pbx::ReconfigReport {
+            changed: vec!["pstn".into()],
+            draining: vec!["sim0/fxo1".into()],
+            routes: 1,
+            ..Default::default()
+        },
+    }
+}
+
+/// A fake daemon started with `file`: answers config_file, reload, ports and calls, and
+/// counts reloads.
+fn trunk_daemon(file: PathBuf) -> (CtlServer, PathBuf, std::thread::JoinHandle<usize>) {
+    let dir = file.parent().unwrap().join("run");
+    let path = dir.join("cardpbx.sock");
+    let mut server = CtlServer::bind(&path).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded::<CtlEnvelope>();
+    server.serve(tx).unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut reloads = 0;
+        for (req, reply) in rx {
+            let resp = match req {
+                CtlRequest::ConfigFile => CtlResponse::Ok(CtlData::ConfigFile(ConfigFileData {
+                    path: file.display().to_string(),
+                })),
+                CtlRequest::Reload => {
+                    reloads += 1;
+                    CtlResponse::Ok(CtlData::Reload(reload_data(&file.display().to_string())))
+                }
+                CtlRequest::Ports => CtlResponse::Ok(CtlData::Ports(
+                    [("sim0/fxo1", "connected"), ("sim0/fxo2", "idle")]
+                        .iter()
+                        .map(|(p, s)| PortData {
+                            port: p.to_string(),
+                            kind: crate::config::PortKind::Fxo,
+                            state: s.to_string(),
+                            extension: None,
+                            trunk_group: Some("pstn".into()),
+                        })
+                        .collect(),
+                )),
+                CtlRequest::Calls => CtlResponse::Ok(CtlData::Calls(vec![CallData {
+                    id: 3,
+                    from: "2001".into(),
+                    to: "95551234".into(),
+                    state: "connected".into(),
+                    a_port: "sim0/fxs1".into(),
+                    b_port: Some("sim0/fxo1".into()),
+                    started_tick: 0,
+                    answered_tick: Some(100),
+                    duration_s: 12.0,
+                }])),
+                other => CtlResponse::Error(format!("{} is not available", other.name())),
+            };
+            let _ = reply.send(resp);
+        }
+        reloads
+    });
+    (server, path, handle)
+}
+
+#[test]
+fn reload_and_config_file_answers_round_trip() {
+    let line = CtlResponse::Ok(CtlData::Reload(reload_data("/etc/c.toml"))).to_line();
+    assert!(line.contains("\"file\":\"/etc/c.toml\",\"added\":[]"), "flattened report: {line}");
+    assert_eq!(
+        CtlResponse::parse_line(CtlRequest::Reload, &line).unwrap(),
+        CtlResponse::Ok(CtlData::Reload(reload_data("/etc/c.toml")))
+    );
+    let d = CtlData::ConfigFile(ConfigFileData { path: "/x.toml".into() });
+    let line = CtlResponse::Ok(d.clone()).to_line();
+    assert_eq!(CtlResponse::parse_line(CtlRequest::ConfigFile, &line).unwrap(), CtlResponse::Ok(d));
+    assert_eq!(CtlRequest::parse_line("{\"cmd\":\"reload\"}"), Ok(CtlRequest::Reload));
+}
+
+#[test]
+fn trunk_commands_edit_the_file_and_reload_the_daemon_that_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cardpbx.toml");
+    std::fs::write(&file, TRUNK_CONF).unwrap();
+    let (server, sock, daemon) = trunk_daemon(file.clone());
+    let trunk = |args: &[&str]| {
+        let mut argv = vec!["cardpbx", "trunk"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).unwrap();
+        run(cli.cmd, &sock)
+    };
+
+    // list/show take the file from the daemon and add the live state.
+    let (code, out, err) = trunk(&["list"]);
+    assert_eq!(code, EXIT_OK, "{err}");
+    assert_eq!(
+        out,
+        "NAME  SIGNALLING  PORTS                CHANNELS  HUNT       INCOMING  IN USE\n\
+         pstn  fxo         sim0/fxo1,sim0/fxo2  -         ascending  2001      1/2\n"
+    );
+    let (_, out, _) = trunk(&["show", "pstn"]);
+    assert!(out.contains("lines in use: 1 of 2\n"), "{out}");
+    assert!(out.contains("sim0/fxo1  connected  #3 2001 -> 95551234 (connected)"), "{out}");
+    let (_, out, _) = trunk(&["show", "pstn", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["live"]["in_use"], 1);
+    assert_eq!(v["ports"][1], "sim0/fxo2");
+
+    // set: the file changes (comments kept), the daemon reloads.
+    let (code, out, err) = trunk(&["set", "pstn", "hunt=round-robin"]);
+    assert_eq!(code, EXIT_OK, "{err}");
+    assert!(out.starts_with("trunk group \"pstn\" changed in "), "{out}");
+    assert!(out.contains("finishing their call first: sim0/fxo1"), "{out}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("name = \"pstn\"      # main lines\n"), "{text}");
+    assert!(text.contains("hunt = \"round_robin\""), "{text}");
+
+    // add with options, --json.
+    let (code, out, err) =
+        trunk(&["add", "spare", "--signalling", "fxo", "--ports", "sim0/fxo3", "--json"]);
+    assert_eq!(code, EXIT_OK, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["action"], "added");
+    assert_eq!(v["reload"]["changed"][0], "pstn");
+
+    // Refusals: the loader's message, the route, a bad key; the file stays.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let (code, _, err) = trunk(&["set", "spare", "ports=sim0/fxo9"]);
+    assert_eq!(code, EXIT_FAILED);
+    assert!(
+        err.contains("trunk_group[1].ports[0]") && err.contains("fxo9 does not exist"),
+        "{err}"
+    );
+    let (code, _, err) = trunk(&["remove", "pstn"]);
+    assert_eq!(code, EXIT_FAILED);
+    assert!(err.contains("used by route with prefix 9"), "{err}");
+    let (code, _, err) = trunk(&["set", "spare", "colour=red"]);
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("unknown trunk group setting \"colour\""), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+
+    let (code, _, err) = trunk(&["remove", "spare"]);
+    assert_eq!(code, EXIT_OK, "{err}");
+    server.shutdown();
+    assert_eq!(daemon.join().unwrap(), 3, "set, add and remove reloaded");
+}
+
+#[test]
+fn trunk_commands_without_a_daemon_need_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, TRUNK_CONF).unwrap();
+    let sock = dir.path().join("none.sock");
+    let cli = Cli::try_parse_from(["cardpbx", "trunk", "list"]).unwrap();
+    let (code, _, err) = run(cli.cmd, &sock);
+    assert_eq!(code, EXIT_UNREACHABLE);
+    assert!(err.contains("Give --config FILE"), "{err}");
+    let f = file.to_str().unwrap();
+    let cli = Cli::try_parse_from(["cardpbx", "trunk", "list", "--config", f]).unwrap();
+    let (code, out, _) = run(cli.cmd, &sock);
+    assert_eq!(code, EXIT_OK);
+    assert!(out.contains("(daemon not running)"), "{out}");
+    let cli =
+        Cli::try_parse_from(["cardpbx", "trunk", "set", "pstn", "incoming=", "-c", f]).unwrap();
+    let (code, out, _) = run(cli.cmd, &sock);
+    assert_eq!(code, EXIT_OK);
+    assert!(out.contains("the daemon is not running: the change takes effect when it starts"));
+    assert!(!std::fs::read_to_string(&file).unwrap().contains("incoming"));
+}

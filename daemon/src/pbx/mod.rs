@@ -14,6 +14,8 @@
 //! queues, IVR, PRI and R2 trunks.
 
 mod dial;
+mod pri;
+mod reconfig;
 mod snapshot;
 
 use crate::config::model::{CallerIdFormat, Config, HuntStrategy, PortKind, TrunkHunt};
@@ -32,6 +34,8 @@ use cardpbx_signalling::loopstart::{
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub use dial::DialResult;
+pub use pri::PriSpanInfo;
+pub use reconfig::ReconfigReport;
 pub use snapshot::{CallInfo, PbxCounters, PortInfo};
 
 /// A call's number, unique for the life of the daemon.
@@ -55,6 +59,17 @@ const CID_LEVEL_DBM0: f32 = -13.0;
 const CID_WAIT_AFTER_RING_MS: u64 = 3000;
 /// Longest wait for caller ID from the first ring on, should the burst never end.
 const CID_WAIT_MAX_MS: u64 = 8000;
+/// DTMF caller ID to extensions (ETS 300 659-1 Annex C practice, as the Nordic and Dutch
+/// networks send it): digits 70 ms on, 70 ms off, no polarity reversal before them, the first
+/// ring this long after the last digit.
+const DTMF_CID_ON_MS: u32 = 70;
+const DTMF_CID_OFF_MS: u32 = 70;
+const DTMF_CID_TO_RING_MS: u64 = 300;
+/// Level of each tone of a DTMF caller ID digit, dBm0.
+const DTMF_CID_LEVEL_DBM0: f32 = -10.0;
+/// DTMF caller ID digits received on an idle trunk line are dropped when the next digit or the
+/// first ring comes later than this after the last one.
+const DTMF_CID_TIMEOUT_MS: u64 = 2000;
 
 /// Why the configuration cannot be turned into call control for this card.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +99,8 @@ enum LineKind {
     Fxs { line: FxsLine, number: String },
     /// A trunk line towards the exchange.
     Fxo { line: FxoLine, group: usize },
+    /// A bearer channel of a PRI span (`pri` indexes `Pbx::pri`).
+    Bchan { pri: usize, ts: u8 },
     /// Configured for nothing (or a kind this call control does not drive yet).
     None,
 }
@@ -92,10 +109,20 @@ struct Line {
     kind: LineKind,
     /// When to send caller ID to this ringing extension.
     cid_due: Option<Tick>,
+    /// DTMF caller ID digits still to send to this extension before its first ring (`Some`
+    /// while sending, empty while the last digits play).
+    dtmf_cid: Option<VecDeque<char>>,
+    /// When to start ringing this extension (after its DTMF caller ID).
+    ring_due: Option<Tick>,
+    /// DTMF caller ID digits heard on this idle trunk line, and when the last came.
+    cid_digits: String,
+    cid_digit_at: Tick,
     /// The port name in configuration terms (`sim0/fxs1`).
     port: String,
     /// The call the line takes part in.
     call: Option<CallId>,
+    /// PRI bearers: the Q.931 call on the channel, until it is released.
+    q931: Option<cardpbx_signalling::q931::call::CallHandle>,
     /// The far end cleared while this phone stayed off-hook: it hears busy tone until it
     /// hangs up.
     orphaned: bool,
@@ -206,6 +233,10 @@ struct TrunkGroup {
     fax_destination: Option<String>,
     fax_detect_ms: u64,
     next: usize,
+    /// ISDN PRI: `lines` are bearer channels.
+    pri: bool,
+    /// PRI: outgoing calls ask for the calling number to be withheld.
+    restricted: bool,
 }
 
 /// Analog line features that call control drives through the media engine's detectors.
@@ -216,6 +247,10 @@ struct AnalogFeatures {
     fxo_cid: Option<FskStandard>,
     fxs_cid: Option<FskStandard>,
     fxs_cid_format: Format,
+    /// Idle trunk lines listen for DTMF caller ID before the first ring.
+    fxo_cid_dtmf: bool,
+    /// Extensions get DTMF caller ID before their first ring.
+    fxs_cid_dtmf: bool,
     echo: Option<EchoConfig>,
 }
 
@@ -251,6 +286,10 @@ pub struct Pbx {
     features: AnalogFeatures,
     /// Local time (seconds since 1970 in the local zone) at tick 0, for caller ID.
     wall_base_s: i64,
+    /// PRI spans in service.
+    pri: Vec<pri::PriSpan>,
+    /// Run-time reconfiguration: what is in effect, retired trunk groups, draining lines.
+    reconf: reconfig::Reconf,
 }
 
 /// A span's settings and alarms as call control knows them.
@@ -295,9 +334,14 @@ impl Pbx {
             .iter()
             .map(|c| Line {
                 cid_due: None,
+                dtmf_cid: None,
+                ring_due: None,
+                cid_digits: String::new(),
+                cid_digit_at: 0,
                 kind: LineKind::None,
                 port: c.name.clone(),
                 call: None,
+                q931: None,
                 orphaned: false,
             })
             .collect();
@@ -329,11 +373,33 @@ impl Pbx {
             }
         }
         let mut trunk_groups = Vec::new();
+        let mut pri_spans = Vec::new();
         for (gi, g) in cfg.trunk_groups.iter().enumerate() {
             let mut chans = Vec::new();
             for p in &g.ports {
                 if p.card != card_name {
                     continue;
+                }
+                if g.signalling.is_pri() {
+                    let sp = pri::build_span(&card, p, g, gi, pri_spans.len())?;
+                    for (&ts, &chan) in &sp.bchans {
+                        let l = &mut lines[chan.index()];
+                        l.kind = LineKind::Bchan { pri: pri_spans.len(), ts };
+                        l.port = format!("{p}/ts{ts}");
+                        chans.push(chan);
+                    }
+                    pri_spans.push(sp);
+                    continue;
+                }
+                if g.signalling.uses_spans() {
+                    return Err(PbxError::Port {
+                        port: p.to_string(),
+                        problem: format!(
+                            "trunk group {}: signalling {} is not available in this version",
+                            g.name,
+                            g.signalling.as_str()
+                        ),
+                    });
                 }
                 let chan = find(p.kind, p.index).ok_or_else(|| PbxError::Port {
                     port: p.to_string(),
@@ -352,6 +418,8 @@ impl Pbx {
                 fax_destination: g.fax_destination.clone(),
                 fax_detect_ms: u64::from(g.fax_detect_s) * 1000,
                 next: 0,
+                pri: g.signalling.is_pri(),
+                restricted: g.presentation == crate::config::model::Presentation::Restricted,
             });
         }
         let hunt_groups = cfg
@@ -415,9 +483,11 @@ impl Pbx {
                 CallerIdFormat::Sdmf => Format::Sdmf,
                 CallerIdFormat::Mdmf => Format::Mdmf,
             },
+            fxo_cid_dtmf: a.fxo_callerid.is_dtmf(),
+            fxs_cid_dtmf: a.fxs_callerid.is_dtmf(),
             echo,
         };
-        Ok(Pbx {
+        let mut pbx = Pbx {
             features,
             wall_base_s: 0,
             sources,
@@ -438,7 +508,36 @@ impl Pbx {
             commands: VecDeque::with_capacity(256),
             counters: PbxCounters::default(),
             now: 0,
-        })
+            pri: pri_spans,
+            reconf: reconfig::Reconf::new(cfg, card_name),
+        };
+        // Bring every span into service with its line settings (defaults for spans the
+        // configuration does not mention); the card answers with its alarms.
+        let span_ids: Vec<SpanId> = pbx.card.spans.iter().map(|s| s.id).collect();
+        for id in span_ids {
+            let set = cfg.spans.iter().find(|s| s.card == card_name && s.span == id.0);
+            let hal = match set {
+                Some(s) => s.to_hal(),
+                None => crate::config::model::SpanSettings {
+                    card: card_name.to_string(),
+                    span: id.0,
+                    framing: Default::default(),
+                    line_code: Default::default(),
+                    crc4: true,
+                    timing_priority: 1,
+                    dchannel_capture: None,
+                    sim_peer_socket: None,
+                }
+                .to_hal(),
+            };
+            pbx.cmd(EngineCommand::Hal(HalCommand::ConfigureSpan(id, hal)));
+        }
+        for i in 0..pbx.lines.len() {
+            let chan = ChannelId(i as u32);
+            let d = pbx.idle_detectors(chan);
+            pbx.detect(chan, d);
+        }
+        Ok(pbx)
     }
 
     /// The card this call control drives.
@@ -456,7 +555,13 @@ impl Pbx {
                     .lines
                     .iter()
                     .enumerate()
-                    .filter(|(_, l)| !matches!(l.kind, LineKind::None))
+                    // Every analog port too, so one a reload puts in a trunk group has one.
+                    .filter(|(i, l)| {
+                        !matches!(l.kind, LineKind::None)
+                            || self.card.channels.get(*i).is_some_and(|c| {
+                                matches!(c.sig, SigKind::FxsLoopStart | SigKind::FxoLoopStart)
+                            })
+                    })
                     .map(|(i, _)| ChannelId(i as u32))
                     .collect();
                 (chans, e)
@@ -515,11 +620,11 @@ impl Pbx {
             let t = match &l.kind {
                 LineKind::Fxs { line, .. } => line.poll_timeout(),
                 LineKind::Fxo { line, .. } => line.poll_timeout(),
-                LineKind::None => None,
+                LineKind::Bchan { .. } | LineKind::None => None,
             };
-            t.into_iter().chain(l.cid_due).min()
+            t.into_iter().chain(l.cid_due).chain(l.ring_due).min()
         });
-        calls.chain(fax).chain(lines).min()
+        calls.chain(fax).chain(lines).chain(self.pri_timeout()).min()
     }
 
     /// Run every timer due at `now`.
@@ -529,7 +634,7 @@ impl Pbx {
             match &mut l.kind {
                 LineKind::Fxs { line, .. } => line.handle_timeout(now),
                 LineKind::Fxo { line, .. } => line.handle_timeout(now),
-                LineKind::None => {}
+                LineKind::Bchan { .. } | LineKind::None => {}
             }
         }
         let due: Vec<(CallId, CallTimer)> = self
@@ -561,7 +666,12 @@ impl Pbx {
                 self.lines[i].cid_due = None;
                 self.send_caller_id(ChannelId(i as u32));
             }
+            if self.lines[i].ring_due.is_some_and(|t| t <= now) {
+                self.lines[i].ring_due = None;
+                self.ring_after_dtmf_cid(ChannelId(i as u32));
+            }
         }
+        self.pri_poll(now);
         self.collect();
     }
 
@@ -601,9 +711,9 @@ impl Pbx {
     /// Turn a channel's echo canceller on or off, if it has one and is not already so.
     fn echo(&mut self, chan: ChannelId, on: bool) {
         let has = self.features.echo.is_some()
-            && !matches!(
+            && matches!(
                 self.lines.get(chan.index()).map(|l| &l.kind),
-                None | Some(LineKind::None)
+                Some(LineKind::Fxs { .. } | LineKind::Fxo { .. })
             );
         if has && self.sources.get(chan.index()).is_some_and(|m| m.2 != on) {
             self.cmd(EngineCommand::EchoCancel(chan, on));
@@ -648,6 +758,7 @@ impl Pbx {
                     if let Some(st) = self.spans.get_mut(&span) {
                         st.alarms = alarms;
                     }
+                    self.pri_alarm(span, alarms);
                 }
                 HalEvent::CardGone => {
                     tracing::error!("the card is gone: clearing every call");
@@ -660,12 +771,16 @@ impl Pbx {
             }
             return;
         };
+        if let HalEvent::HdlcFrame(_, frame) = &ev {
+            self.pri_frame(chan, frame);
+            return;
+        }
         let now = self.now;
         let Some(l) = self.lines.get_mut(chan.index()) else { return };
         match &mut l.kind {
             LineKind::Fxs { line, .. } => line.handle_hal(now, &ev),
             LineKind::Fxo { line, .. } => line.handle_hal(now, &ev),
-            LineKind::None => {}
+            LineKind::Bchan { .. } | LineKind::None => {}
         }
     }
 
@@ -684,7 +799,7 @@ impl Pbx {
                         line.poll_command().map(|c| HalCommand::Fxo(chan, c)),
                         line.poll_event().map(LineEvent::Fxo),
                     ),
-                    LineKind::None => (None, None),
+                    LineKind::Bchan { .. } | LineKind::None => (None, None),
                 };
                 if let Some(c) = cmd {
                     self.cmd(EngineCommand::Hal(c));
@@ -702,6 +817,8 @@ impl Pbx {
                 break;
             }
         }
+        // Lines a reload left draining move to their new trunk group once their call is over.
+        self.settle_draining();
     }
 
     fn on_fxs(&mut self, chan: ChannelId, ev: FxsEvent) {
@@ -755,7 +872,16 @@ impl Pbx {
 
     /// A phone went off-hook: give it dial tone and collect digits.
     fn originate(&mut self, chan: ChannelId) {
-        if self.lines[chan.index()].call.is_some() {
+        if let Some(id) = self.lines[chan.index()].call {
+            // Lifted while its DTMF caller ID played, before the first ring: an answer.
+            let l = &mut self.lines[chan.index()];
+            if l.dtmf_cid.is_some() || l.ring_due.is_some() {
+                l.dtmf_cid = None;
+                l.ring_due = None;
+                if self.calls.get(&id).is_some_and(|c| c.ringing.contains(&chan)) {
+                    self.answered(chan);
+                }
+            }
             return;
         }
         self.lines[chan.index()].orphaned = false;
@@ -809,7 +935,10 @@ impl Pbx {
     }
 
     fn on_digit(&mut self, chan: ChannelId, digit: char) {
-        let Some(id) = self.lines[chan.index()].call else { return };
+        let Some(id) = self.lines[chan.index()].call else {
+            self.dtmf_cid_digit(chan, digit);
+            return;
+        };
         let Some(c) = self.calls.get_mut(&id) else { return };
         if c.state != CallState::Dialing || c.a != chan {
             return;
@@ -876,9 +1005,21 @@ impl Pbx {
         }
         self.detect(a, Detectors::NONE);
         // An incoming trunk call nobody takes stays unanswered: the exchange gives the caller
-        // its own tone, and the call ends when the ringing stops.
-        if matches!(self.lines[a.index()].kind, LineKind::Fxs { .. }) {
-            self.tone(a, tone);
+        // its own tone, and the call ends when the ringing stops. A PRI call is cleared with
+        // the cause the network passes on to the caller.
+        match self.lines[a.index()].kind {
+            LineKind::Fxs { .. } => self.tone(a, tone),
+            LineKind::Bchan { .. } => {
+                use cardpbx_signalling::q931::Cause;
+                let cause = match (tone, why) {
+                    (_, "unknown number") => Cause::UNALLOCATED_NUMBER,
+                    (_, "no answer") => Cause::NO_ANSWER,
+                    (ProgressTone::Busy, _) => Cause::USER_BUSY,
+                    _ => Cause::NO_CIRCUIT_AVAILABLE,
+                };
+                self.pri_clear(a, cause);
+            }
+            _ => {}
         }
     }
 
@@ -886,10 +1027,12 @@ impl Pbx {
         let now = self.now;
         for &r in chans {
             self.lines[r.index()].cid_due = None;
+            self.lines[r.index()].ring_due = None;
+            let dtmf_cid = self.lines[r.index()].dtmf_cid.take().is_some();
             if let LineKind::Fxs { line, .. } = &mut self.lines[r.index()].kind {
                 line.stop_ring(now);
             }
-            if matches!(self.sources[r.index()].0, Source::Fsk(_)) {
+            if dtmf_cid || matches!(self.sources[r.index()].0, Source::Fsk(_)) {
                 self.set_source(r, Source::Silence);
             }
         }
@@ -919,7 +1062,29 @@ impl Pbx {
     fn start_ringing(&mut self, id: CallId, chans: &[ChannelId], timer: (Tick, CallTimer)) {
         let now = self.now;
         let mut rung = Vec::new();
+        // DTMF caller ID goes before the first ring.
+        let dtmf = self
+            .calls
+            .get(&id)
+            .filter(|_| self.features.fxs_cid_dtmf)
+            .map(|c| caller_id_message(c, self.wall_base_s + (now / 1000) as i64))
+            .and_then(|msg| match callerid::encode_dtmf(&msg) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::warn!(call = id, ?msg, error = %e, "no DTMF caller ID for this call");
+                    None
+                }
+            });
         for &chan in chans {
+            if let Some(digits) = &dtmf {
+                if self.extension_free(chan) {
+                    self.lines[chan.index()].call = Some(id);
+                    self.lines[chan.index()].dtmf_cid = Some(digits.chars().collect());
+                    self.send_dtmf_cid(chan);
+                    rung.push(chan);
+                }
+                continue;
+            }
             if let LineKind::Fxs { line, .. } = &mut self.lines[chan.index()].kind {
                 if line.ring(now).is_ok() {
                     self.lines[chan.index()].call = Some(id);
@@ -1043,6 +1208,11 @@ impl Pbx {
                 }
             }
         }
+        if matches!(self.lines[a.index()].kind, LineKind::Bchan { .. }) && !self.pri_answer(a) {
+            tracing::warn!(chan = %a, "could not answer the PRI call");
+            self.leg_gone(a);
+            return;
+        }
         if let Some(c) = self.calls.get_mut(&id) {
             if c.fax_until == Some(Tick::MAX) {
                 let ms = match self.lines[a.index()].kind {
@@ -1105,6 +1275,19 @@ impl Pbx {
                     let now = self.now;
                     if let LineKind::Fxo { line, .. } = &mut self.lines[chan.index()].kind {
                         line.far_end_disconnect(now);
+                    }
+                }
+            }
+            ProgressEvent::Detected { tone: ProgressTone::Sit, .. } => {
+                // Special information tone: the network cannot complete the call (number
+                // unobtainable). Cleared like congestion; the caller hears congestion tone.
+                if outbound_unanswered && self.features.call_progress {
+                    tracing::debug!(call = id, "special information tone: number unobtainable");
+                    self.counters.calls_congested += 1;
+                    let a = c.a;
+                    self.leg_gone(chan);
+                    if self.lines[a.index()].orphaned {
+                        self.tone(a, ProgressTone::Congestion);
                     }
                 }
             }
@@ -1222,6 +1405,98 @@ impl Pbx {
         }
     }
 
+    /// The detectors a line without a call runs: DTMF on trunk lines that get DTMF caller ID.
+    fn idle_detectors(&self, chan: ChannelId) -> Detectors {
+        let fxo = matches!(self.lines[chan.index()].kind, LineKind::Fxo { .. });
+        if fxo && self.features.fxo_cid_dtmf {
+            Detectors::DTMF
+        } else {
+            Detectors::NONE
+        }
+    }
+
+    /// A DTMF digit on a line without a call: DTMF caller ID on an idle trunk line.
+    fn dtmf_cid_digit(&mut self, chan: ChannelId, digit: char) {
+        if !self.features.fxo_cid_dtmf {
+            return;
+        }
+        let now = self.now;
+        let l = &mut self.lines[chan.index()];
+        if !matches!(l.kind, LineKind::Fxo { .. }) {
+            return;
+        }
+        if now > l.cid_digit_at + DTMF_CID_TIMEOUT_MS || l.cid_digits.len() >= 64 {
+            l.cid_digits.clear();
+        }
+        l.cid_digits.push(digit);
+        l.cid_digit_at = now;
+    }
+
+    /// The first ring of an incoming call on a DTMF caller ID trunk line: the digits heard
+    /// before it (if recent) give the call's number.
+    fn take_dtmf_cid(&mut self, id: CallId, chan: ChannelId) {
+        let l = &mut self.lines[chan.index()];
+        let digits = std::mem::take(&mut l.cid_digits);
+        if digits.is_empty() || self.now > l.cid_digit_at + DTMF_CID_TIMEOUT_MS {
+            tracing::debug!(call = id, %chan, "no DTMF caller ID before the first ring");
+            return;
+        }
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        match callerid::parse_dtmf(&digits) {
+            Ok(msg) => {
+                tracing::debug!(call = id, %digits, ?msg, "DTMF caller ID");
+                if let Some(n) = msg.number.filter(|n| !n.is_empty()) {
+                    c.from = n;
+                }
+                c.from_absent = msg.number_absent;
+                self.counters.callerid_received += 1;
+            }
+            Err(e) => {
+                tracing::warn!(call = id, %chan, %digits, error = %e, "bad DTMF caller ID");
+                self.counters.callerid_errors += 1;
+            }
+        }
+    }
+
+    /// Send the next DTMF caller ID digits (up to four per tone) to a ringing extension, or,
+    /// when all are sent, ring it shortly.
+    fn send_dtmf_cid(&mut self, chan: ChannelId) {
+        let l = &mut self.lines[chan.index()];
+        let Some(q) = l.dtmf_cid.as_mut() else { return };
+        let mut segs = [Segment::default(); 8];
+        let mut n = 0;
+        while n < 8 {
+            let Some(d) = q.pop_front() else { break };
+            let Some((lo, hi)) = cardpbx_dsp::dtmf::key_freqs(d) else { continue };
+            let freqs = [lo, hi];
+            segs[n] = Segment { ms: DTMF_CID_ON_MS, freqs, level_dbm0: DTMF_CID_LEVEL_DBM0 };
+            segs[n + 1] = Segment::silence(DTMF_CID_OFF_MS);
+            n += 2;
+        }
+        if n == 0 {
+            l.dtmf_cid = None;
+            l.ring_due = Some(self.now + DTMF_CID_TO_RING_MS);
+            self.set_source(chan, Source::Silence);
+            return;
+        }
+        let spec = ToneSpec::new(&segs[..n], false).expect("DTMF segments are valid");
+        self.set_source(chan, Source::Tone(spec));
+    }
+
+    /// The DTMF caller ID of a called extension is over: start ringing it.
+    fn ring_after_dtmf_cid(&mut self, chan: ChannelId) {
+        let now = self.now;
+        let Some(id) = self.lines[chan.index()].call else { return };
+        if !self.calls.get(&id).is_some_and(|c| c.ringing.contains(&chan)) {
+            return;
+        }
+        if let LineKind::Fxs { line, .. } = &mut self.lines[chan.index()].kind {
+            if let Err(e) = line.ring(now) {
+                tracing::debug!(%chan, error = %e, "extension not rung after DTMF caller ID");
+            }
+        }
+    }
+
     /// A trunk line rings: wait for caller ID, or route the call at once.
     fn incoming(&mut self, chan: ChannelId) {
         if self.lines[chan.index()].call.is_some() {
@@ -1229,7 +1504,10 @@ impl Pbx {
         }
         let from = self.lines[chan.index()].port.clone();
         let id = self.new_call(Direction::Inbound, chan, from);
-        if self.features.fxo_cid.is_some() {
+        if self.features.fxo_cid_dtmf {
+            self.take_dtmf_cid(id, chan);
+            self.route_incoming(id);
+        } else if self.features.fxo_cid.is_some() {
             let c = self.calls.get_mut(&id).expect("new call");
             c.state = CallState::CallerId;
             c.timer = Some((self.now + CID_WAIT_MAX_MS, CallTimer::CallerIdWait));
@@ -1275,6 +1553,10 @@ impl Pbx {
     /// Seize a line of the route's trunk group and dial `number` on it.
     fn outbound(&mut self, id: CallId, route: usize, number: String) {
         let g = self.routes[route].group;
+        if self.trunk_groups[g].pri {
+            self.pri_outbound(id, g, number);
+            return;
+        }
         let now = self.now;
         let n = self.trunk_groups[g].lines.len();
         let order: Vec<ChannelId> = {
@@ -1309,6 +1591,8 @@ impl Pbx {
             self.trunk_groups[g].next = pos + 1;
         }
         self.lines[trunk.index()].call = Some(id);
+        self.lines[trunk.index()].cid_digits.clear();
+        self.detect(trunk, Detectors::NONE);
         tracing::debug!(call = id, trunk = %self.lines[trunk.index()].port, %number, "trunk seized");
         let Some(c) = self.calls.get_mut(&id) else { return };
         c.direction = Direction::Outbound;
@@ -1361,6 +1645,10 @@ impl Pbx {
     }
 
     fn on_play_done(&mut self, chan: ChannelId) {
+        if self.lines[chan.index()].dtmf_cid.is_some() {
+            self.send_dtmf_cid(chan);
+            return;
+        }
         let Some(id) = self.lines[chan.index()].call else { return };
         let Some(c) = self.calls.get(&id) else { return };
         if c.state == CallState::Outdialing && c.b == Some(chan) {
@@ -1421,7 +1709,11 @@ impl Pbx {
         for leg in legs {
             self.lines[leg.index()].call = None;
             self.lines[leg.index()].cid_due = None;
-            self.detect(leg, Detectors::NONE);
+            self.lines[leg.index()].ring_due = None;
+            self.lines[leg.index()].dtmf_cid = None;
+            self.lines[leg.index()].cid_digits.clear();
+            let idle = self.idle_detectors(leg);
+            self.detect(leg, idle);
             self.echo(leg, false);
             let mut source = Source::Silence;
             match &mut self.lines[leg.index()].kind {
@@ -1436,6 +1728,9 @@ impl Pbx {
                         self.lines[leg.index()].orphaned = true;
                         source = Source::Tone(self.plan.tone(ProgressTone::Busy));
                     }
+                }
+                LineKind::Bchan { .. } => {
+                    self.pri_clear(leg, cardpbx_signalling::q931::Cause::NORMAL_CLEARING)
                 }
                 LineKind::None => {}
             }

@@ -103,6 +103,8 @@ pub struct CallParams {
     pub channel: Option<u8>,
     /// With `channel`: only that channel is acceptable.
     pub exclusive: bool,
+    /// Ask the network to withhold the calling number (presentation restricted).
+    pub calling_restricted: bool,
 }
 
 /// Something the application should know about.
@@ -462,7 +464,15 @@ impl Q931Stack {
                     }
                 },
             );
-        let calling = params.calling.as_deref().map(|d| PartyNumber::new(0, 1, d));
+        let calling = params.calling.as_deref().map(|d| {
+            let mut n = PartyNumber::new(0, 1, d);
+            // Octet 3a: presentation allowed or restricted, user-provided, not screened.
+            n.presentation = Some(super::number::Presentation {
+                presentation: u8::from(params.calling_restricted),
+                screening: 0,
+            });
+            n
+        });
         let called = CalledNumber::new(0, 1, &params.called);
         let msg = Message::setup(
             CallRef::new(cr, false),
@@ -990,6 +1000,9 @@ impl Q931Stack {
             (Some(y), _) if self.channels.get(&y) == Some(&Chan::Idle) => Ok(y),
             (Some(_), _) => Err(Cause::CHANNEL_UNACCEPTABLE),
             (None, Some(c)) => Ok(c),
+            // An element naming no B-channel ("any", as libpri answers a SETUP without one)
+            // is a content error (§5.8.6.2), an absent one a missing element (§5.8.6.1).
+            (None, None) if msg.channel_id().is_some() => Err(Cause::INVALID_IE_CONTENTS),
             (None, None) => Err(Cause::MANDATORY_IE_MISSING),
         };
         match result {
@@ -1005,7 +1018,11 @@ impl Q931Stack {
             }
             Err(cause) => {
                 self.set_cause(h, cause);
-                let ie = self.cause_ie(cause);
+                let mut ie = self.cause_ie(cause);
+                if matches!(cause, Cause::INVALID_IE_CONTENTS | Cause::MANDATORY_IE_MISSING) {
+                    // Q.850: the diagnostic names the element, Channel identification.
+                    ie = ie.with_diagnostics(vec![0x18]);
+                }
                 self.send_release(now, h, ie);
                 None
             }
@@ -1270,6 +1287,7 @@ pub fn call_fuzz_check(data: &[u8]) {
                     calling: None,
                     channel,
                     exclusive: arg & 0x40 != 0,
+                    calling_restricted: arg & 0x20 != 0,
                 };
                 let _ = s.setup(now, params);
             }

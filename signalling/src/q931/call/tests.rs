@@ -26,7 +26,13 @@ fn cfg() -> Q931Config {
 }
 
 fn params(called: &str, channel: Option<u8>, exclusive: bool) -> CallParams {
-    CallParams { called: called.into(), calling: Some("1000".into()), channel, exclusive }
+    CallParams {
+        called: called.into(),
+        calling: Some("1000".into()),
+        channel,
+        exclusive,
+        calling_restricted: false,
+    }
 }
 
 impl Pair {
@@ -806,4 +812,52 @@ fn progress_stops_t310_and_information_is_reported() {
     p.n.receive(0, &st.to_bytes());
     p.pump();
     assert_eq!(last_cause(&p.ns, MessageType::ReleaseComplete), Some(Cause(81)));
+}
+
+#[test]
+fn setup_carries_the_calling_number_presentation() {
+    for (restricted, octet3a) in [(false, 0x80u8), (true, 0xA0)] {
+        let mut q = Q931Stack::new(Side::User, cfg());
+        q.link_up(0);
+        let p = CallParams { calling_restricted: restricted, ..params("123", None, false) };
+        q.setup(0, p).unwrap();
+        let Some(Q931Action::Send(bytes)) = q.poll_action() else { panic!("SETUP sent") };
+        let msg = Message::parse(&bytes).unwrap();
+        let n = msg.calling_number().expect("calling number");
+        let pres = n.presentation.expect("octet 3a");
+        assert_eq!(pres.presentation, u8::from(restricted));
+        let raw = msg.to_bytes();
+        // Calling party number IE (0x6C): length, octet 3 (ton/npi, no ext), octet 3a.
+        let at = raw.iter().position(|b| *b == 0x6C).unwrap();
+        assert_eq!(raw[at + 3], octet3a);
+    }
+}
+
+/// Interop regression (libpri network side): a first answer whose Channel identification
+/// names no channel ("any") clears the call with cause 100 and the element's identifier as
+/// diagnostic; an answer with no Channel identification at all gets cause 96.
+#[test]
+fn first_answer_without_a_channel_is_refused_with_the_right_cause() {
+    for (cid, cause) in [(Some(ChannelId::any()), 100u8), (None, 96)] {
+        let mut q = Q931Stack::new(Side::User, cfg());
+        q.link_up(0);
+        let h = q.setup(0, params("123", None, false)).unwrap();
+        while q.poll_action().is_some() {}
+        let mut cp = Message::new(CallRef::new(1, true), MessageType::CallProceeding);
+        if let Some(c) = cid {
+            cp = cp.with(Ie::ChannelId(c));
+        }
+        q.receive(0, &cp.to_bytes());
+        let sent: Vec<Message> = std::iter::from_fn(|| q.poll_action())
+            .filter_map(|a| match a {
+                Q931Action::Send(b) => Some(Message::parse(&b).unwrap()),
+                Q931Action::Event(_) => None,
+            })
+            .collect();
+        let rel = sent.iter().find(|m| m.msg_type == MessageType::Release).expect("RELEASE");
+        let c = rel.cause().expect("cause");
+        assert_eq!(c.cause, Cause(cause));
+        assert_eq!(c.diagnostics, vec![0x18]);
+        assert_eq!(q.call_state(h), CallState::ReleaseRequest);
+    }
 }

@@ -1,0 +1,311 @@
+//! End-to-end ISDN PRI calls on the simulator's virtual clock: the daemon's call control runs
+//! one side of our LAPD/Q.931 stack on an E1 span, the simulated exchange runs the other side
+//! on the span's far end, and the bearer audio of every connected call is checked by
+//! signatures both ways.
+
+use cardpbx::config::Config;
+use cardpbx::runner::Stepped;
+use cardpbx::service::sim_config;
+use cardpbx_dsp::toneplan::ProgressTone;
+use cardpbx_hal::{Alarms, SpanId};
+use cardpbx_sim::{ClockMode, EndpointId, RemoteCall, RemoteDirection, SimCard};
+
+fn config(signalling: &str) -> String {
+    format!(
+        r#"
+[system]
+name = "e2e-pri"
+
+[[card]]
+name = "sim0"
+driver = "sim"
+fxs_ports = 4
+fxo_ports = 0
+e1_spans = 1
+  [card.sim]
+  seed = 3
+  clock = "virtual"
+  co_answer_delay_ms = 1500
+
+[[extension]]
+number = "2001"
+port = "sim0/fxs1"
+[[extension]]
+number = "2002"
+port = "sim0/fxs2"
+[[extension]]
+number = "2003"
+port = "sim0/fxs3"
+
+[[trunk_group]]
+name = "isdn"
+signalling = "{signalling}"
+ports = ["sim0/span1"]
+incoming = "2003"
+
+[[route]]
+prefix = "0"
+trunk_group = "isdn"
+strip = 1
+min_digits = 3
+"#
+    )
+}
+
+fn pbx_with(signalling: &str, tune: impl FnOnce(&mut cardpbx_sim::SimConfig)) -> Stepped<SimCard> {
+    let text = config(signalling);
+    let cfg = Config::parse_str(&text, "e2e-pri.toml").expect("test config is valid");
+    let mut sc = sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual));
+    tune(&mut sc);
+    let card = SimCard::new(sc).expect("simulated card");
+    let mut p = Stepped::new(card, &cfg, "sim0").expect("pbx");
+    let up = p.run_until(5000, |s| s.card().pri_link_up(1)).unwrap();
+    assert!(up, "the D-channel comes up");
+    // Let the restart on link up finish.
+    p.run_ms(500).unwrap();
+    p
+}
+
+fn pbx() -> Stepped<SimCard> {
+    pbx_with("pri_cpe", |_| {})
+}
+
+fn phone(p: &mut Stepped<SimCard>, port: u32) -> &mut cardpbx_sim::SimPhone {
+    p.card_mut().phone_mut(port).expect("phone exists")
+}
+
+fn live_call(p: &Stepped<SimCard>) -> RemoteCall {
+    let calls = p.card().pri_calls(1);
+    calls.into_iter().find(|c| c.cause.is_none()).expect("a call is up on the exchange")
+}
+
+fn dial_out(p: &mut Stepped<SimCard>, port: u32, digits: &str) {
+    assert!(phone(p, port).off_hook());
+    let ok = p
+        .run_until(2000, |s| s.card().phone(port).unwrap().hears().tone == Some(ProgressTone::Dial))
+        .unwrap();
+    assert!(ok, "dial tone");
+    phone(p, port).dial(digits).unwrap();
+}
+
+/// Talk for `ms` and check that phone `port` and the remote party on `ts` hear each other.
+fn assert_talking(p: &mut Stepped<SimCard>, port: u32, ts: u8, ms: u64) {
+    let remote = EndpointId::Bearer { span: 1, ts };
+    phone(p, port).expect_peer(Some(remote));
+    p.card_mut().pri_expect_peer(1, ts, Some(EndpointId::Phone(port)));
+    let b0 =
+        (p.card().phone(port).unwrap().audio_check(), p.card().pri_audio_check(1, ts).unwrap());
+    p.run_ms(ms).unwrap();
+    let b1 =
+        (p.card().phone(port).unwrap().audio_check(), p.card().pri_audio_check(1, ts).unwrap());
+    let blocks = ms / 20;
+    for (who, d) in [("phone", b1.0.since(&b0.0)), ("remote", b1.1.since(&b0.1))] {
+        assert_eq!(d.error_blocks, 0, "{who}: audio errors {d:?}");
+        assert_eq!(d.wrong_peer_blocks, 0, "{who}: wrong party {d:?}");
+        assert!(
+            d.ok_blocks >= blocks - 12,
+            "{who} heard its peer in {} of {blocks} blocks",
+            d.ok_blocks
+        );
+    }
+    phone(p, port).expect_peer(None);
+    p.card_mut().pri_expect_peer(1, ts, None);
+}
+
+#[test]
+fn outgoing_call_is_answered_talks_and_clears_normally() {
+    let mut p = pbx();
+    dial_out(&mut p, 1, "05551234");
+    // En-bloc after the inter-digit timeout.
+    let ok = p.run_until(8000, |s| !s.card().pri_calls(1).is_empty()).unwrap();
+    assert!(ok, "a SETUP reached the exchange");
+    assert_eq!(p.card().pri_dialed(1), vec!["5551234".to_string()]);
+    let c = live_call(&p);
+    assert_eq!(c.direction, RemoteDirection::FromPbx);
+    assert_eq!(c.calling.as_deref(), Some("2001"));
+    // Alerting: the caller hears ringback until the remote party answers.
+    let ok = p
+        .run_until(1400, |s| {
+            s.card().phone(1).unwrap().hears().tone == Some(ProgressTone::Ringback)
+        })
+        .unwrap();
+    assert!(ok, "ringback while the remote party is alerted");
+    let ok = p.run_until(3000, |s| s.card().pri_calls(1)[0].answered).unwrap();
+    assert!(ok, "the remote party answers");
+    let ts = live_call(&p).ts.unwrap();
+    assert_talking(&mut p, 1, ts, 2000);
+    assert!(phone(&mut p, 1).on_hook());
+    let ok = p.run_until(2000, |s| s.card().pri_calls(1)[0].cause.is_some()).unwrap();
+    assert!(ok, "the call is released on the exchange");
+    assert_eq!(p.card().pri_calls(1)[0].cause, Some(16));
+    assert_eq!(p.pbx().active_calls(), 0);
+}
+
+#[test]
+fn incoming_call_by_did_rings_the_extension_and_the_far_end_clears() {
+    let mut p = pbx();
+    let h = p.card_mut().pri_call_in(1, Some("13800138000"), "2002").unwrap();
+    let ok = p.run_until(2000, |s| s.card().phone(2).unwrap().is_ringing()).unwrap();
+    assert!(ok, "the dialled extension rings");
+    assert!(!p.card().phone(3).unwrap().is_ringing(), "DID picks 2002, not the group target");
+    let calls = p.pbx().calls();
+    assert_eq!(calls[0].from, "13800138000");
+    assert!(phone(&mut p, 2).off_hook());
+    let ok = p.run_until(1000, |s| s.card().pri_calls(1)[0].answered).unwrap();
+    assert!(ok, "CONNECT reached the exchange");
+    let ts = live_call(&p).ts.unwrap();
+    assert_talking(&mut p, 2, ts, 2000);
+    assert!(p.card_mut().pri_hang_up(1, h));
+    let ok = p
+        .run_until(2000, |s| s.card().phone(2).unwrap().hears().tone == Some(ProgressTone::Busy))
+        .unwrap();
+    assert!(ok, "the extension hears busy tone after the far end cleared");
+    assert_eq!(p.pbx().active_calls(), 0);
+}
+
+#[test]
+fn incoming_call_to_an_unknown_did_goes_to_the_group_target() {
+    let mut p = pbx();
+    p.card_mut().pri_call_in(1, None, "88888").unwrap();
+    let ok = p.run_until(2000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap();
+    assert!(ok, "the trunk group's incoming target rings");
+}
+
+#[test]
+fn busy_extension_refuses_the_call_with_cause_17() {
+    let mut p = pbx();
+    assert!(phone(&mut p, 2).off_hook());
+    p.run_ms(100).unwrap();
+    p.card_mut().pri_call_in(1, Some("123"), "2002").unwrap();
+    let ok = p.run_until(3000, |s| s.card().pri_calls(1)[0].cause.is_some()).unwrap();
+    assert!(ok, "the call is cleared");
+    assert_eq!(p.card().pri_calls(1)[0].cause, Some(17));
+}
+
+#[test]
+fn busy_remote_number_gives_the_caller_busy_tone() {
+    let mut p = pbx_with("pri_cpe", |sc| sc.exchange.busy_numbers = vec!["5550000".into()]);
+    dial_out(&mut p, 1, "05550000");
+    let ok = p
+        .run_until(8000, |s| s.card().phone(1).unwrap().hears().tone == Some(ProgressTone::Busy))
+        .unwrap();
+    assert!(ok, "the caller hears busy tone");
+    assert_eq!(p.card().pri_calls(1)[0].cause, Some(17));
+}
+
+#[test]
+fn network_side_pbx_calls_both_ways() {
+    // cardpbx as the network side; the simulated far end is a PBX on the user side.
+    let mut p = pbx_with("pri_net", |_| {});
+    dial_out(&mut p, 1, "0777");
+    let ok =
+        p.run_until(8000, |s| s.card().pri_calls(1).first().is_some_and(|c| c.answered)).unwrap();
+    assert!(ok, "the user side answered our call");
+    let ts = live_call(&p).ts.unwrap();
+    assert_talking(&mut p, 1, ts, 1000);
+    assert!(phone(&mut p, 1).on_hook());
+    p.run_ms(1000).unwrap();
+    p.card_mut().pri_call_in(1, Some("100"), "2002").unwrap();
+    let ok = p.run_until(2000, |s| s.card().phone(2).unwrap().is_ringing()).unwrap();
+    assert!(ok, "a call from the user side rings the extension");
+    assert!(phone(&mut p, 2).off_hook());
+    p.run_ms(500).unwrap();
+    let ts = live_call(&p).ts.unwrap();
+    assert_talking(&mut p, 2, ts, 1000);
+}
+
+#[test]
+fn dchannel_loss_clears_the_call_after_t309_and_the_span_comes_back() {
+    let mut p = pbx();
+    p.card_mut().pri_call_in(1, Some("1"), "2002").unwrap();
+    p.run_until(2000, |s| s.card().phone(2).unwrap().is_ringing()).unwrap();
+    assert!(phone(&mut p, 2).off_hook());
+    p.run_ms(1000).unwrap();
+    assert_eq!(p.pbx().active_calls(), 1);
+    p.card_mut().set_dchannel_cut(1, true).unwrap();
+    // LAPD notices within T203 + N200·T200 (10 + 4 s); active calls then wait T309 (6 s).
+    p.run_ms(12_000).unwrap();
+    assert_eq!(p.pbx().active_calls(), 1, "an active call survives while T309 runs");
+    let ok = p
+        .run_until(20_000, |s| s.card().phone(2).unwrap().hears().tone == Some(ProgressTone::Busy))
+        .unwrap();
+    assert!(ok, "the call is cleared when T309 expires");
+    assert_eq!(p.pbx().active_calls(), 0);
+    assert!(phone(&mut p, 2).on_hook());
+    p.card_mut().set_dchannel_cut(1, false).unwrap();
+    let ok = p.run_until(10_000, |s| s.card().pri_link_up(1)).unwrap();
+    assert!(ok, "the D-channel comes back");
+    let info = p.pbx().pri_span_info(SpanId(1)).unwrap();
+    assert!(info.link_up && info.link_downs >= 1, "{info:?}");
+    p.run_ms(1000).unwrap();
+    p.card_mut().pri_call_in(1, None, "2001").unwrap();
+    let ok = p.run_until(2000, |s| s.card().phone(1).unwrap().is_ringing()).unwrap();
+    assert!(ok, "calls work again");
+}
+
+#[test]
+fn span_alarm_takes_calls_down_at_once_and_clearing_it_restores_service() {
+    let mut p = pbx();
+    dial_out(&mut p, 1, "0123");
+    let ok =
+        p.run_until(8000, |s| s.card().pri_calls(1).first().is_some_and(|c| c.answered)).unwrap();
+    assert!(ok);
+    p.card_mut().set_span_alarm(SpanId(1), Alarms::LOS).unwrap();
+    let ok = p
+        .run_until(2000, |s| s.card().phone(1).unwrap().hears().tone == Some(ProgressTone::Busy))
+        .unwrap();
+    assert!(ok, "the caller hears busy tone at once");
+    assert_eq!(p.pbx().active_calls(), 0);
+    assert!(!p.pbx().pri_span_info(SpanId(1)).unwrap().link_up);
+    assert!(phone(&mut p, 1).on_hook());
+    // No calls out while the span is down: congestion.
+    p.run_ms(1000).unwrap();
+    dial_out(&mut p, 1, "0123");
+    let ok = p
+        .run_until(8000, |s| {
+            s.card().phone(1).unwrap().hears().tone == Some(ProgressTone::Congestion)
+        })
+        .unwrap();
+    assert!(ok, "no channel while the span is in alarm");
+    assert!(phone(&mut p, 1).on_hook());
+    p.card_mut().set_span_alarm(SpanId(1), Alarms::NONE).unwrap();
+    let ok = p.run_until(5000, |s| s.card().pri_link_up(1)).unwrap();
+    assert!(ok, "the D-channel comes back with the line");
+    p.run_ms(1500).unwrap();
+    dial_out(&mut p, 1, "0124");
+    let ok = p
+        .run_until(8000, |s| s.card().pri_calls(1).iter().any(|c| c.called == "124" && c.answered))
+        .unwrap();
+    assert!(ok, "calls go out again");
+}
+
+#[test]
+fn thirty_simultaneous_incoming_calls_fill_the_span() {
+    let text = config("pri_cpe").replace("fxs_ports = 4", "fxs_ports = 31");
+    let mut text = text;
+    for n in 4..=31 {
+        text.push_str(&format!(
+            "[[extension]]\nnumber = \"{}\"\nport = \"sim0/fxs{n}\"\n",
+            2000 + n
+        ));
+    }
+    let cfg = Config::parse_str(&text, "e2e-pri.toml").expect("valid");
+    let mut sc = sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual));
+    sc.phone.auto_answer_ms = Some(300);
+    let card = SimCard::new(sc).unwrap();
+    let mut p = Stepped::new(card, &cfg, "sim0").unwrap();
+    assert!(p.run_until(5000, |s| s.card().pri_link_up(1)).unwrap());
+    p.run_ms(500).unwrap();
+    for n in 1..=30 {
+        p.card_mut().pri_call_in(1, Some("555"), &format!("{}", 2000 + n)).unwrap();
+    }
+    let ok = p
+        .run_until(5000, |s| s.card().pri_calls(1).iter().filter(|c| c.answered).count() == 30)
+        .unwrap();
+    assert!(ok, "30 calls answered");
+    assert_eq!(p.pbx().active_calls(), 30);
+    let info = p.pbx().pri_span_info(SpanId(1)).unwrap();
+    assert_eq!(info.bearers_in_use, 30);
+    // A 31st call finds no channel on the exchange.
+    assert!(p.card_mut().pri_call_in(1, None, "2001").is_err());
+}
