@@ -309,3 +309,114 @@ fn thirty_simultaneous_incoming_calls_fill_the_span() {
     // A 31st call finds no channel on the exchange.
     assert!(p.card_mut().pri_call_in(1, None, "2001").is_err());
 }
+
+#[test]
+fn overlap_receiving_collects_the_did_in_information_messages() {
+    let mut p = pbx();
+    let h = p.card_mut().pri_call_in_overlap(1, Some("139"), "20").unwrap();
+    p.run_ms(200).unwrap();
+    assert!(!p.card().phone(2).unwrap().is_ringing(), "20 is not a number yet");
+    assert_eq!(
+        p.card().pri_calls(1)[0].state.q931_value(cardpbx_signalling::q931::call::Side::Network),
+        25
+    );
+    p.card_mut().pri_send_digits(1, h, "0", false).unwrap();
+    p.run_ms(200).unwrap();
+    p.card_mut().pri_send_digits(1, h, "2", false).unwrap();
+    let ok = p.run_until(2000, |s| s.card().phone(2).unwrap().is_ringing()).unwrap();
+    assert!(ok, "2002 rings once its last digit arrived");
+    assert_eq!(p.pbx().calls()[0].to, "2002");
+}
+
+#[test]
+fn overlap_receiving_routes_to_the_group_target_when_t302_expires() {
+    let mut p = pbx();
+    p.card_mut().pri_call_in_overlap(1, None, "2").unwrap();
+    p.run_ms(14_000).unwrap();
+    assert!(!p.card().phone(3).unwrap().is_ringing(), "T302 (15 s) still runs");
+    let ok = p.run_until(2000, |s| s.card().phone(3).unwrap().is_ringing()).unwrap();
+    assert!(ok, "no more digits: the trunk group's incoming target rings");
+}
+
+/// Two PRI spans in two groups, for reloads.
+fn two_span_config(b_incoming: &str, b_channels: &str) -> String {
+    config("pri_cpe").replace("e1_spans = 1", "e1_spans = 2")
+        + &format!(
+            "\n[[trunk_group]]\nname = \"b\"\nsignalling = \"pri_cpe\"\nports = [\"sim0/span2\"]\n\
+             incoming = \"{b_incoming}\"\nchannels = \"{b_channels}\"\n"
+        )
+}
+
+#[test]
+fn reload_restarts_a_changed_span_group_and_leaves_the_others_calls_alone() {
+    let text = two_span_config("2003", "1-15,17-31");
+    let cfg = Config::parse_str(&text, "r.toml").unwrap();
+    let sc = sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual));
+    let mut p = Stepped::new(SimCard::new(sc).unwrap(), &cfg, "sim0").unwrap();
+    assert!(p.run_until(5000, |s| s.card().pri_link_up(1) && s.card().pri_link_up(2)).unwrap());
+    p.run_ms(500).unwrap();
+    // A call up on span 1 (group "isdn").
+    p.card_mut().pri_call_in(1, Some("1"), "2001").unwrap();
+    assert!(p.run_until(2000, |s| s.card().phone(1).unwrap().is_ringing()).unwrap());
+    assert!(phone(&mut p, 1).off_hook());
+    p.run_ms(500).unwrap();
+    let ts = live_call(&p).ts.unwrap();
+    // Group "b" on span 2 changes its target and channels (the exchange picks from 31 down).
+    let new = Config::parse_str(&two_span_config("2002", "20-31"), "r.toml").unwrap();
+    let rep = p.pbx_mut().reconfigure(&new).unwrap();
+    assert_eq!(rep.span_groups_applied, vec!["b".to_string()], "{rep:?}");
+    assert!(rep.span_groups_pending.is_empty());
+    assert_talking(&mut p, 1, ts, 1000);
+    // Span 2 comes back with the new settings: calls ring 2002 now, on timeslots 20-31 only.
+    assert!(p
+        .run_until(5000, |s| s.pbx().pri_span_info(SpanId(2)).is_some_and(|i| i.link_up))
+        .unwrap());
+    assert_eq!(p.pbx().pri_span_info(SpanId(2)).unwrap().bearers, 12);
+    p.run_ms(1000).unwrap();
+    p.card_mut().pri_call_in(2, None, "999").unwrap();
+    let ok = p.run_until(2000, |s| s.card().phone(2).unwrap().is_ringing()).unwrap();
+    assert!(ok, "{:#?} {:?}", p.card().pri_calls(2), p.pbx().calls());
+    assert!(phone(&mut p, 2).off_hook());
+    p.run_ms(300).unwrap();
+    assert!(phone(&mut p, 2).on_hook());
+    p.run_ms(1000).unwrap();
+    // Changing the busy group "isdn" waits for its call to end.
+    let text3 =
+        two_span_config("2002", "20-31").replace("incoming = \"2003\"", "incoming = \"2002\"");
+    let rep = p.pbx_mut().reconfigure(&Config::parse_str(&text3, "r.toml").unwrap()).unwrap();
+    assert_eq!(rep.span_groups_pending, vec!["isdn".to_string()], "{rep:?}");
+    assert_talking(&mut p, 1, ts, 500);
+    assert!(phone(&mut p, 1).on_hook());
+    p.run_ms(2000).unwrap();
+    assert!(p.run_until(5000, |s| s.card().pri_link_up(1)).unwrap());
+    p.run_ms(1000).unwrap();
+    // Span 1 runs with the new settings: an unknown DID now rings 2002.
+    p.card_mut().pri_call_in(1, None, "777").unwrap();
+    let ok = p.run_until(2000, |s| s.card().phone(2).unwrap().is_ringing()).unwrap();
+    assert!(ok, "{:?}", p.pbx().calls());
+    let rep = p.pbx_mut().reconfigure(&Config::parse_str(&text3, "r.toml").unwrap()).unwrap();
+    assert!(rep.span_groups_pending.is_empty() && rep.span_groups_applied.is_empty(), "{rep:?}");
+}
+
+#[test]
+fn reload_removes_a_span_group() {
+    let text = two_span_config("2003", "1-15,17-31");
+    let cfg = Config::parse_str(&text, "r.toml").unwrap();
+    let sc = sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual));
+    let mut p = Stepped::new(SimCard::new(sc).unwrap(), &cfg, "sim0").unwrap();
+    assert!(p.run_until(5000, |s| s.card().pri_link_up(2)).unwrap());
+    let rep = p
+        .pbx_mut()
+        .reconfigure(
+            &Config::parse_str(
+                &config("pri_cpe").replace("e1_spans = 1", "e1_spans = 2"),
+                "r.toml",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(rep.span_groups_applied, vec!["b".to_string()], "{rep:?}");
+    assert!(p.pbx().pri_span_info(SpanId(2)).is_none(), "span 2 is out of service");
+    // The exchange loses its data link (nobody answers on the D-channel any more).
+    assert!(p.run_until(30_000, |s| !s.card().pri_link_up(2)).unwrap());
+}

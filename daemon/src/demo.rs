@@ -116,7 +116,7 @@ pub fn traffic_for(cfg: &Config) -> anyhow::Result<TrafficConfig> {
 }
 
 /// Load the demo configuration: `path`, or the bundled one. The card is forced to the
-/// simulator's real-time clock.
+/// simulator's real-time clock; without a `system.database` the store is in memory.
 ///
 /// # Errors
 /// When the file does not load or validate.
@@ -132,6 +132,10 @@ pub fn demo_config(path: Option<&Path>, seed: Option<u64>) -> anyhow::Result<Con
             s.seed = seed;
             c.sim = Some(s);
         }
+    }
+    // The demo's CDRs go to a private in-memory store unless the configuration names a file.
+    if cfg.system.database.is_none() {
+        cfg.system.database = Some(crate::store::IN_MEMORY.into());
     }
     Ok(cfg)
 }

@@ -91,12 +91,12 @@ pub fn check_ctl(data: &[u8]) -> usize {
         Err(msg) => assert!(!msg.is_empty(), "request rejected without a message"),
     }
     for req in CtlRequest::ALL {
-        match CtlResponse::parse_line(req, &line) {
+        match CtlResponse::parse_line(req.clone(), &line) {
             Ok(resp) => {
                 accepted += 1;
                 let out = resp.to_line();
                 let body = one_line(&out);
-                match CtlResponse::parse_line(req, body) {
+                match CtlResponse::parse_line(req.clone(), body) {
                     Ok(back) => assert_eq!(back, resp, "{} response round trip", req.name()),
                     Err(e) => panic!("re-serialised {} response rejected: {e}\n{out}", req.name()),
                 }

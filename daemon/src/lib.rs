@@ -2,17 +2,20 @@
 #![deny(unsafe_code)]
 pub mod audiofile;
 pub mod bench;
+pub mod callcenter;
 pub mod config;
 pub mod ctl;
 pub mod demo;
 pub mod dspcli;
 pub mod engine;
+pub mod faxcli;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pbx;
 pub mod pri;
 pub mod runner;
 pub mod service;
+pub mod store;
 
 /// The serde name of a unit enum value (`fxs_loop_start`), for status output.
 pub fn json_name<T: serde::Serialize>(v: &T) -> String {

@@ -61,6 +61,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             cardpbx::dspcli::run(cmd, &mut stdout.lock(), &mut stderr.lock())
         }
         Command::Pri(cmd) => cardpbx::pri::run(cmd),
+        Command::Fax(cmd) => cardpbx::faxcli::run(cmd),
+        Command::Report(args) => cardpbx::store::report::run(args, &mut std::io::stdout().lock()),
         other => {
             let socket = resolve_socket(cli.socket.as_deref());
             run_client_command(other, &socket)

@@ -13,6 +13,7 @@
 use crate::config::model::Config;
 use crate::engine::{Engine, EngineHandle, EngineStats};
 use crate::pbx::{Pbx, PbxError};
+use crate::store::{CdrRecord, Record, StoreHandle};
 use cardpbx_hal::{Card, CardInfo, Tick};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,6 +39,13 @@ fn pump(handle: &mut EngineHandle, pbx: &mut Pbx, now: Tick) {
     }
 }
 
+/// Send the records of finished calls to the store (never blocks).
+fn drain_cdrs(pbx: &mut Pbx, store: &StoreHandle) {
+    while let Some(r) = pbx.pop_cdr() {
+        store.send(Record::Cdr(r));
+    }
+}
+
 /// The local time now as seconds since 1970-01-01 00:00 in the local time zone (for the date
 /// and time in caller ID), from the system clock and the zone's UTC offset.
 fn local_time_s() -> i64 {
@@ -47,9 +55,17 @@ fn local_time_s() -> i64 {
     now + utc_offset_s(now)
 }
 
+/// The time now as microseconds since 1970-01-01 00:00 UTC (for D-channel capture
+/// timestamps).
+fn utc_time_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 /// The local zone's offset from UTC at `t` (seconds since 1970), 0 when it cannot be read.
 #[allow(unsafe_code)]
-fn utc_offset_s(t: i64) -> i64 {
+pub(crate) fn utc_offset_s(t: i64) -> i64 {
     let t: libc::time_t = t as libc::time_t;
     // SAFETY: localtime_r only writes the `tm` we own and reads `t`; both outlive the call.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
@@ -66,6 +82,8 @@ pub struct Stepped<C: Card> {
     engine: Engine<C>,
     handle: EngineHandle,
     pbx: Pbx,
+    /// Where finished calls' records go after each step (`None`: they wait in the Pbx).
+    store: Option<StoreHandle>,
 }
 
 impl<C: Card> Stepped<C> {
@@ -78,8 +96,9 @@ impl<C: Card> Stepped<C> {
         let info: CardInfo = card.info().clone();
         let mut pbx = Pbx::new(cfg, card_name, info)?;
         pbx.set_wall_clock(local_time_s());
+        pbx.set_utc_base(utc_time_us());
         let (engine, handle) = Engine::build(card, pbx.engine_config())?;
-        Ok(Stepped { engine, handle, pbx })
+        Ok(Stepped { engine, handle, pbx, store: None })
     }
 
     /// Run one tick and let call control handle all it produced.
@@ -90,7 +109,20 @@ impl<C: Card> Stepped<C> {
         self.engine.tick()?;
         let now = self.engine.now();
         pump(&mut self.handle, &mut self.pbx, now);
+        if let Some(store) = &self.store {
+            drain_cdrs(&mut self.pbx, store);
+        }
         Ok(())
+    }
+
+    /// Send finished calls' records to `store` after every step from now on.
+    pub fn set_store(&mut self, store: StoreHandle) {
+        self.store = Some(store);
+    }
+
+    /// The records of calls finished since the last call (when no store is set).
+    pub fn take_cdrs(&mut self) -> Vec<CdrRecord> {
+        self.pbx.take_cdrs().collect()
     }
 
     /// Run `ms` ticks.
@@ -178,9 +210,25 @@ impl Realtime {
         card_name: &str,
         rt_priority: Option<i32>,
     ) -> anyhow::Result<Self> {
+        Realtime::start_with_store(card, cfg, card_name, rt_priority, None)
+    }
+
+    /// As [`start`](Self::start), with the records of finished calls sent to `store` after
+    /// every control round.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub fn start_with_store<C: Card + 'static>(
+        card: C,
+        cfg: &Config,
+        card_name: &str,
+        rt_priority: Option<i32>,
+        store: Option<StoreHandle>,
+    ) -> anyhow::Result<Self> {
         let info = card.info().clone();
         let mut pbx = Pbx::new(cfg, card_name, info)?;
         pbx.set_wall_clock(local_time_s());
+        pbx.set_utc_base(utc_time_us());
         let (engine, mut handle) = Engine::build(card, pbx.engine_config())?;
         let stats = handle.stats();
         let stop = Arc::new(AtomicBool::new(false));
@@ -219,6 +267,9 @@ impl Realtime {
                 while !control_stop.load(Ordering::Relaxed) {
                     let now = control_stats.ticks.load(Ordering::Acquire);
                     pump(&mut handle, &mut pbx, now);
+                    if let Some(store) = &store {
+                        drain_cdrs(&mut pbx, store);
+                    }
                     while let Ok(req) = rx.try_recv() {
                         req(&mut pbx, &control_stats);
                     }

@@ -5,7 +5,7 @@ use crate::config::model::{CardConfig, CoDisconnect, Config, Driver, SimClock};
 use crate::config::model::{PortKind, TrunkSignalling};
 use crate::ctl::proto::{
     CallData, CardData, ChannelData, CtlData, CtlRequest, CtlResponse, EngineSummary, PingData,
-    PortData, SpanData, StatusData,
+    PortData, StatusData,
 };
 use crate::ctl::server::{CtlEnvelope, CtlServer};
 use crate::engine::EngineStats;
@@ -55,9 +55,18 @@ pub fn sim_config(cfg: &Config, card: &CardConfig, clock: Option<ClockMode>) -> 
                     .iter()
                     .any(|p| p.card == card.name && p.kind == PortKind::Span && p.index == n)
             });
+            let peer = cfg
+                .spans
+                .iter()
+                .find(|s| s.card == card.name && s.span == n)
+                .and_then(|s| s.sim_peer_socket.clone());
             match group.map(|t| t.signalling) {
+                Some(TrunkSignalling::PriCpe | TrunkSignalling::PriNet) if peer.is_some() => {
+                    SpanFarEnd::Socket(peer.expect("checked"))
+                }
                 Some(TrunkSignalling::PriCpe) => SpanFarEnd::Exchange(Side::Network),
                 Some(TrunkSignalling::PriNet) => SpanFarEnd::Exchange(Side::User),
+                Some(TrunkSignalling::R2China) => SpanFarEnd::R2Exchange,
                 _ => SpanFarEnd::None,
             }
         })
@@ -111,6 +120,10 @@ pub struct Daemon {
     requests: crossbeam_channel::Receiver<CtlEnvelope>,
     /// The configuration file the daemon was started with (for `config_file` and `reload`).
     config_file: Option<std::path::PathBuf>,
+    /// Trunk group and signalling of each span, by span number (for `spans`).
+    span_groups: std::collections::BTreeMap<u32, (String, String)>,
+    /// The store CDRs are written to.
+    store: Option<crate::store::DaemonStore>,
 }
 
 impl Daemon {
@@ -138,7 +151,9 @@ impl Daemon {
         let card_cfg = the_card(cfg)?;
         let info = cardpbx_hal::Card::info(&card).clone();
         let prio = cfg.system.realtime.then_some(i32::from(cfg.system.rt_priority));
-        let rt = Realtime::start(card, cfg, &card_cfg.name, prio)?;
+        let db = cfg.system.database_path();
+        let store = crate::store::DaemonStore::open(&db).context("opening the database")?;
+        let rt = Realtime::start_with_store(card, cfg, &card_cfg.name, prio, Some(store.handle()))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let ctl = match ctl {
             Some(mut server) => {
@@ -157,6 +172,8 @@ impl Daemon {
             ctl,
             requests: rx,
             config_file: None,
+            span_groups: crate::ctl::span::span_groups(cfg, &card_cfg.name),
+            store: Some(store),
         })
     }
 
@@ -225,23 +242,12 @@ impl Daemon {
             CtlRequest::Spans => {
                 let card = self.info.name.clone();
                 let spans: Vec<SpanId> = self.info.spans.iter().map(|s| s.id).collect();
-                match self.rt.query(move |pbx, _| {
+                let groups = self.span_groups.clone();
+                match self.rt.query(move |pbx, stats| {
                     spans
                         .iter()
                         .map(|&id| {
-                            let st = pbx.span_state(id);
-                            SpanData {
-                                card: card.clone(),
-                                span: id.0,
-                                framing: st.framing,
-                                line_code: st.line_code,
-                                crc4: st.crc4,
-                                alarms: st.alarms.names().iter().map(|s| s.to_string()).collect(),
-                                slips: 0,
-                                crc4_errors: 0,
-                                bpv: 0,
-                                timing_source: false,
-                            }
+                            crate::ctl::span::span_data(pbx, stats, &card, id, groups.get(&id.0))
                         })
                         .collect()
                 }) {
@@ -316,6 +322,17 @@ impl Daemon {
                 None => return CtlResponse::Error(NO_CONFIG_FILE.into()),
             },
             CtlRequest::Reload => return self.reload(),
+            CtlRequest::SpanCapture(args) => {
+                let card = self.info.name.clone();
+                match self
+                    .rt
+                    .query_mut(move |pbx, _| crate::ctl::span::span_capture(pbx, &card, &args))
+                {
+                    Some(Ok(d)) => CtlData::Capture(d),
+                    Some(Err(e)) => return CtlResponse::Error(e),
+                    None => return CtlResponse::Error("call control is not running".into()),
+                }
+            }
         };
         CtlResponse::Ok(data)
     }
@@ -362,7 +379,11 @@ impl Daemon {
         if let Some(ctl) = self.ctl.take() {
             ctl.shutdown();
         }
-        self.rt.stop()
+        let r = self.rt.stop();
+        if let Some(store) = self.store.take() {
+            store.close();
+        }
+        r
     }
 }
 

@@ -10,6 +10,7 @@ use cardpbx::engine::{
     PromptLibrary, RecSlot, RecordingWriter, Source,
 };
 use cardpbx_dsp::callerid::{self, CallerIdMessage, Format, FskStandard};
+use cardpbx_dsp::mfr2::MfDirection;
 use cardpbx_dsp::progress::ProgressEvent;
 use cardpbx_dsp::tone::{Segment, ToneSpec};
 use cardpbx_dsp::toneplan::ProgressTone;
@@ -126,6 +127,7 @@ fn steady_state_ticks_do_not_allocate() {
             progress: true,
             fax: true,
             callerid: Some(FskStandard::Bell202),
+            mfr2: Some(if i % 2 == 0 { MfDirection::Forward } else { MfDirection::Backward }),
         };
         cmds.push(EngineCommand::Detect(c(i), all));
     }
@@ -172,6 +174,12 @@ fn steady_state_ticks_do_not_allocate() {
                 .unwrap(),
             300 => h.send(EngineCommand::ConfJoin(ConfId(2), c(46), ConfMode::TalkListen)).unwrap(),
             400 => h.send(EngineCommand::ConfLeave(ConfId(2), c(46))).unwrap(),
+            // A new MF R2 detector (the direction flips).
+            450 => {
+                let dir = if t % 1000 < 500 { MfDirection::Backward } else { MfDirection::Forward };
+                let d = Detectors { mfr2: Some(dir), ..Detectors::NONE };
+                h.send(EngineCommand::Detect(c(62), d)).unwrap()
+            }
             _ => {}
         }
         if t % 250 == 0 {

@@ -78,7 +78,12 @@ fn spawn(name: &'static str, mut cmd: Command) -> (&'static str, Child) {
     (name, child)
 }
 
-fn wait(name: &'static str, mut child: Child) -> Ran {
+fn wait(name: &'static str, child: Child) -> Ran {
+    wait_with(name, child, || std::thread::sleep(Duration::from_millis(50)))
+}
+
+/// As [`wait`], calling `while_running` (which should take about 50 ms) until the child exits.
+fn wait_with(name: &'static str, mut child: Child, mut while_running: impl FnMut()) -> Ran {
     let start = Instant::now();
     // Read the pipes on threads so a chatty child never blocks on a full pipe.
     let mut out = child.stdout.take().expect("piped");
@@ -103,7 +108,7 @@ fn wait(name: &'static str, mut child: Child) -> Ran {
             let text = reader.join().unwrap_or_default();
             panic!("{name} still running after {RUN_LIMIT:?}:\n{text}");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        while_running();
     };
     let stdout = reader.join().expect("reader");
     let stderr = err_reader.join().expect("reader");
@@ -423,4 +428,145 @@ fn h_probe_capture_decodes_in_tshark() {
     for m in ["SETUP (0x05)", "CONNECT (0x07)", "DISCONNECT (0x45)", "RELEASE COMPLETE (0x5a)"] {
         assert!(text.contains(&format!("Message type: {m}")), "no {m}:\n{text}");
     }
+}
+
+// ----- through the daemon: a simulated span bound to the D-channel socket -----
+
+/// A daemon configuration whose span 1 speaks `signalling` with its D-channel on `sock`:
+/// 30 extensions 3001..3030 in hunt group 6000 (linear), route 0 out on the span.
+fn daemon_config(signalling: &str, sock: &Path, restart: bool) -> String {
+    let mut t = format!(
+        r#"
+[system]
+name = "interop"
+
+[[card]]
+name = "sim0"
+driver = "sim"
+fxs_ports = 30
+fxo_ports = 0
+e1_spans = 1
+
+[[span]]
+card = "sim0"
+span = 1
+sim_peer_socket = "{}"
+
+[[trunk_group]]
+name = "isdn"
+signalling = "{signalling}"
+ports = ["sim0/span1"]
+incoming = "6000"
+restart_on_link_up = {restart}
+
+[[route]]
+prefix = "0"
+trunk_group = "isdn"
+strip = 1
+min_digits = 3
+
+[dialplan]
+inter_digit_timeout_ms = 2000
+"#,
+        sock.display()
+    );
+    let members: Vec<String> = (1..=30).map(|n| format!("\"{}\"", 3000 + n)).collect();
+    t.push_str(&format!(
+        "\n[[hunt_group]]\nnumber = \"6000\"\nmembers = [{}]\n",
+        members.join(", ")
+    ));
+    for n in 1..=30 {
+        t.push_str(&format!(
+            "\n[[extension]]\nnumber = \"{}\"\nport = \"sim0/fxs{n}\"\n",
+            3000 + n
+        ));
+    }
+    t
+}
+
+/// The daemon's call control on a simulated card paced by the real-time clock (the peer runs
+/// in real time), its span listening on `sock`; phones answer after 200 ms.
+fn daemon(
+    signalling: &str,
+    sock: &Path,
+    restart: bool,
+) -> cardpbx::runner::Stepped<cardpbx_sim::SimCard> {
+    let text = daemon_config(signalling, sock, restart);
+    let cfg = cardpbx::config::Config::parse_str(&text, "interop.toml").expect("valid config");
+    let mut sc =
+        cardpbx::service::sim_config(&cfg, &cfg.cards[0], Some(cardpbx_sim::ClockMode::RealTime));
+    sc.phone.auto_answer_ms = Some(200);
+    let card = cardpbx_sim::SimCard::new(sc).expect("card listens on the socket");
+    cardpbx::runner::Stepped::new(card, &cfg, "sim0").expect("pbx")
+}
+
+fn link_up(p: &cardpbx::runner::Stepped<cardpbx_sim::SimCard>) -> bool {
+    p.pbx().pri_span_info(cardpbx_hal::SpanId(1)).is_some_and(|i| i.link_up)
+}
+
+/// libpri places 30 simultaneous calls into the daemon; the daemon's extensions answer.
+///
+/// pri_peer places its calls the moment its data link is up and never retries, so a RESTART
+/// from us crossing them would clear them (cause 44): the daemon runs without restart on link
+/// up here, as it would towards such a peer.
+fn daemon_answers_30(signalling: &str, peer_args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("span1.sock");
+    let mut p = daemon(signalling, &sock, false);
+    let mut args = vec!["--call", "6000", "--calls", "30", "--hold", "2"];
+    args.extend_from_slice(peer_args);
+    let (name, child) = spawn("pri_peer", peer_cmd(&sock, "connect", &args));
+    let peer = wait_with(name, child, || p.run_ms(50).expect("card runs"));
+    assert_clean(&peer, all_ok(30, 30));
+    assert!(p.pbx().counters().calls_completed >= 30, "{:?}", p.pbx().counters());
+}
+
+/// The daemon's extensions place 30 simultaneous calls out on the span to libpri.
+fn daemon_places_30(signalling: &str, peer_args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("span1.sock");
+    let mut p = daemon(signalling, &sock, true);
+    let mut args = vec!["--hold", "2", "--exit-after", "3"];
+    args.extend_from_slice(peer_args);
+    let (name, child) = spawn("pri_peer", peer_cmd(&sock, "connect", &args));
+    assert!(p.run_until(10_000, link_up).unwrap(), "the D-channel comes up");
+    // Let the restart we send on link up finish before calling.
+    p.run_ms(1500).unwrap();
+    for n in 1..=30 {
+        assert!(p.card_mut().phone_mut(n).unwrap().off_hook());
+    }
+    p.run_ms(500).unwrap();
+    for n in 1..=30 {
+        p.card_mut().phone_mut(n).unwrap().dial(&format!("0555{n:04}")).unwrap();
+    }
+    let peer = wait_with(name, child, || p.run_ms(50).expect("card runs"));
+    assert_clean(&peer, all_ok(30, 0));
+}
+
+/// (i) The daemon as user side (pri_cpe) answers 30 calls from libpri's network side.
+#[test]
+#[ignore = "needs pri_peer (libpri); run by .ci/interop"]
+fn i_daemon_cpe_answers_30_calls_from_libpri_network() {
+    daemon_answers_30("pri_cpe", &[]);
+}
+
+/// (j) The daemon as user side places 30 calls to libpri's network side.
+#[test]
+#[ignore = "needs pri_peer (libpri); run by .ci/interop"]
+fn j_daemon_cpe_places_30_calls_to_libpri_network() {
+    daemon_places_30("pri_cpe", &[]);
+}
+
+/// (k) The daemon as network side (pri_net) answers 30 calls from libpri's user side.
+#[test]
+#[ignore = "needs pri_peer (libpri); run by .ci/interop"]
+fn k_daemon_net_answers_30_calls_from_libpri_cpe() {
+    daemon_answers_30("pri_net", &["--cpe"]);
+}
+
+/// (l) The daemon as network side places 30 calls to libpri's user side.
+#[test]
+#[ignore = "needs pri_peer (libpri); run by .ci/interop"]
+fn l_daemon_net_places_30_calls_to_libpri_cpe() {
+    daemon_places_30("pri_net", &["--cpe"]);
 }

@@ -61,6 +61,8 @@ pub struct SimCard {
     lines: Vec<SimCoLine>,
     spans: Vec<SpanState>,
     fars: Vec<SpanFar>,
+    /// MFC/R2 far ends of CAS spans (index = span - 1), see [`crate::r2far`].
+    pub(crate) r2: Vec<Option<Box<crate::r2far::R2Exchange>>>,
     events: EventQueue,
     ext: Vec<ExtBinding>,
     traffic: Option<TrafficGen>,
@@ -153,13 +155,39 @@ impl SimCard {
                     far.push(Far::Bearer(s as usize - 1, ts));
                 }
             }
-            let exchange = match cfg.span_far.get(s as usize - 1) {
+            let (mut exchange, mut sock) = (None, None);
+            match cfg.span_far.get(s as usize - 1) {
                 Some(SpanFarEnd::Exchange(side)) => {
-                    Some(Box::new(Exchange::new(*side, s, cfg.exchange.clone(), &plan)))
+                    exchange = Some(Box::new(Exchange::new(*side, s, cfg.exchange.clone(), &plan)))
                 }
-                Some(SpanFarEnd::None) | None => None,
-            };
-            fars.push(SpanFar { dchan, exchange, cut: false, up: false, dropped: 0 });
+                Some(SpanFarEnd::Socket(path)) => {
+                    let l = crate::dsock::DChannelSocket::listen(path).map_err(|e| {
+                        Error::new(
+                            ErrorKind::Io,
+                            format!(
+                                "sim card {}: span {s}: cannot listen on D-channel socket {}: {e}",
+                                cfg.name,
+                                path.display()
+                            ),
+                        )
+                    })?;
+                    sock = Some(Box::new(l));
+                }
+                // An R2 far end lives in `r2` (crate::r2far), not on the D-channel.
+                Some(SpanFarEnd::None | SpanFarEnd::R2Exchange) | None => {}
+            }
+            // A socket-bound span has no signal until its peer connects.
+            let no_signal = if sock.is_some() { Alarms::LOS } else { Alarms::NONE };
+            fars.push(SpanFar {
+                dchan,
+                exchange,
+                sock,
+                sock_errors: 0,
+                peer_change: None,
+                cut: false,
+                up: false,
+                dropped: 0,
+            });
             span_infos.push(SpanInfo {
                 id: SpanId(s),
                 name: format!("{}/span{s}", cfg.name),
@@ -167,7 +195,7 @@ impl SimCard {
             });
             spans.push(SpanState {
                 config: None,
-                alarms: Alarms::NOT_OPEN,
+                alarms: Alarms::NOT_OPEN.union(no_signal),
                 counters: SpanCounters::default(),
             });
         }
@@ -182,7 +210,9 @@ impl SimCard {
             spans: span_infos,
             channels,
         };
+        let r2 = crate::r2far::build(&cfg, &plan);
         Ok(SimCard {
+            r2,
             info,
             law,
             clock: Clock::new(cfg.clock),
@@ -319,7 +349,44 @@ impl SimCard {
         self.check_alive()?;
         let now = self.clock.now();
         self.exchange_mut(span)?
-            .call_in(now, calling, called)
+            .call_in(now, calling, called, false)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("span {span}: {e}")))
+    }
+
+    /// As [`pri_call_in`](Self::pri_call_in) with overlap sending: the SETUP carries `first`
+    /// digits without Sending complete; more follow with [`pri_send_digits`](Self::pri_send_digits).
+    ///
+    /// # Errors
+    /// As [`pri_call_in`](Self::pri_call_in).
+    pub fn pri_call_in_overlap(
+        &mut self,
+        span: u32,
+        calling: Option<&str>,
+        first: &str,
+    ) -> Result<u32> {
+        self.check_alive()?;
+        let now = self.clock.now();
+        self.exchange_mut(span)?
+            .call_in(now, calling, first, true)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("span {span}: {e}")))
+    }
+
+    /// Overlap sending: more called digits for exchange call `handle` on `span` (INFORMATION,
+    /// with Sending complete when `complete`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] without an exchange; [`ErrorKind::InvalidArgument`] when the
+    /// call is not in overlap sending (no SETUP ACKNOWLEDGE yet).
+    pub fn pri_send_digits(
+        &mut self,
+        span: u32,
+        handle: u32,
+        digits: &str,
+        complete: bool,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        self.exchange_mut(span)?
+            .send_digits(now, handle, digits, complete)
             .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("span {span}: {e}")))
     }
 
@@ -388,6 +455,8 @@ impl SimCard {
             .union(Alarms::NOT_OPEN);
         let up = st.config.is_some() && !intersects(st.alarms, down);
         far.set_up(self.clock.now(), up);
+        let cas = st.config.is_some_and(|c| c.framing == cardpbx_hal::Framing::Cas);
+        crate::r2far::set_up(&mut self.r2, idx, self.clock.now(), up && cas);
     }
 
     /// One tick: [`wait_tick`](ClockSource::wait_tick) then [`exchange`](MediaIo::exchange).
@@ -611,9 +680,24 @@ impl MediaIo for SimCard {
             gen.step(now, &mut self.phones, &mut self.lines);
         }
         let silence = [self.law.silence(); CHUNK_SAMPLES];
-        for f in &mut self.fars {
-            f.step(now, &mut self.events);
+        for i in 0..self.fars.len() {
+            self.fars[i].step(now, &mut self.events);
+            if let Some(connected) = self.fars[i].peer_change.take() {
+                let span = SpanId(i as u32 + 1);
+                let st = &mut self.spans[i];
+                let alarms = if connected {
+                    st.alarms.without(Alarms::LOS)
+                } else {
+                    st.alarms.union(Alarms::LOS)
+                };
+                if alarms != st.alarms {
+                    st.alarms = alarms;
+                    self.events.push(HalEvent::Alarm(span, alarms));
+                }
+                self.span_physical(span);
+            }
         }
+        crate::r2far::step_all(&mut self.r2, now, &mut self.events);
         for (i, far) in self.far.iter().enumerate() {
             match *far {
                 Far::Phone(p) => {
@@ -621,6 +705,11 @@ impl MediaIo for SimCard {
                 }
                 Far::CoLine(l) => {
                     self.lines[l].tick(now, &self.plan, &tx[i], &mut rx[i], &mut self.events)
+                }
+                Far::Bearer(s, ts) if self.r2[s].is_some() => {
+                    if let Some(x) = self.r2[s].as_deref_mut() {
+                        x.bearer_tick(now, ts, self.law, &self.plan, &tx[i], &mut rx[i]);
+                    }
                 }
                 Far::Bearer(s, ts) => {
                     let f = &mut self.fars[s];
@@ -680,9 +769,21 @@ impl SignallingIo for SimCard {
                     FxoCommand::Flash(ms) => line.flash(ms),
                 }
             }
-            HalCommand::SetCas(ch, _) => {
+            HalCommand::SetCas(ch, abcd) => {
                 self.channel_info(ch)?;
-                return Err(self.wrong(ch, "CAS bits"));
+                // Bearers of spans configured for CAS carry ABCD bits (to the R2 far end).
+                let Far::Bearer(s, ts) = self.far[ch.index()] else {
+                    return Err(self.wrong(ch, "CAS bits"));
+                };
+                let cas =
+                    self.spans[s].config.is_some_and(|c| c.framing == cardpbx_hal::Framing::Cas);
+                if !cas {
+                    return Err(self.wrong(ch, "CAS bits (span not configured for CAS)"));
+                }
+                let now = self.clock.now();
+                if let Some(x) = self.r2[s].as_deref_mut() {
+                    x.cas_from_pbx(now, ts, abcd);
+                }
             }
             HalCommand::SendHdlc(ch, frame) => {
                 let (sig, span) = {

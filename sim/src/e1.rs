@@ -10,11 +10,12 @@
 //! D-channel can be cut while the span stays up
 //! ([`SimCard::set_dchannel_cut`](crate::SimCard::set_dchannel_cut)).
 
+use crate::bearer::RemoteParty;
+use crate::dsock::{DChannelSocket, MAX_FRAME};
 use crate::events::EventQueue;
-use crate::signature::{AudioCheck, EndpointId, Listener, SignaturePlan};
+use crate::signature::{AudioCheck, EndpointId, SignaturePlan};
 use cardpbx_dsp::g711::Law;
-use cardpbx_dsp::tone::{Segment, ToneGen};
-use cardpbx_hal::{ChannelId, Chunk, HalEvent, HdlcFrame, Tick, CHUNK_SAMPLES};
+use cardpbx_hal::{ChannelId, Chunk, HalEvent, HdlcFrame, Tick};
 use cardpbx_signalling::pri::{PriConfig, PriEndpoint, PriOutput};
 use cardpbx_signalling::q931::call::{CallEvent, CallHandle, CallParams, CallState, Side};
 use cardpbx_signalling::q931::Cause;
@@ -28,6 +29,13 @@ pub enum SpanFarEnd {
     None,
     /// The simulated exchange, running this side of the PRI (the opposite of the PBX's).
     Exchange(Side),
+    /// Another program, connected to a Unix SOCK_SEQPACKET socket the card listens on at this
+    /// path (one LAPD frame per message: see [`crate::dsock`]). Bearers are silent unless
+    /// bound to an external audio peer ([`SimCard::bind_external_audio`](crate::SimCard::bind_external_audio)).
+    Socket(std::path::PathBuf),
+    /// A simulated MFC/R2 (China No.1) exchange on the span's CAS timeslots
+    /// ([`r2far`](crate::r2far)); it works while the span is configured with CAS framing.
+    R2Exchange,
 }
 
 /// How the simulated exchange and its remote parties behave.
@@ -109,10 +117,7 @@ pub struct ExchangeCounters {
 /// A bearer's remote party.
 struct Bearer {
     call: Option<CallHandle>,
-    talking: bool,
-    voice: ToneGen,
-    listener: Listener,
-    buf: [i16; CHUNK_SAMPLES],
+    party: RemoteParty,
 }
 
 struct XCall {
@@ -149,23 +154,9 @@ impl Exchange {
         plan: &SignaturePlan,
     ) -> Exchange {
         let bearers = (0..=31u8)
-            .map(|ts| {
-                let voice = if ts == 0 || ts == 16 {
-                    ToneGen::new(
-                        cardpbx_dsp::tone::ToneSpec::new(&[Segment::silence(0)], false)
-                            .expect("silence is a valid tone"),
-                    )
-                } else {
-                    let id = EndpointId::Bearer { span, ts };
-                    ToneGen::new(plan.signature_tone(id, cfg.signature_level_dbm0))
-                };
-                Bearer {
-                    call: None,
-                    talking: false,
-                    voice,
-                    listener: Listener::new(),
-                    buf: [0; CHUNK_SAMPLES],
-                }
+            .map(|ts| Bearer {
+                call: None,
+                party: RemoteParty::new(span, ts, cfg.signature_level_dbm0, plan),
             })
             .collect();
         Exchange {
@@ -339,17 +330,13 @@ impl Exchange {
         c.answered = true;
         c.hang_up_at = self.cfg.hold_ms.map(|ms| now + u64::from(ms));
         if let Some(ts) = c.ts {
-            let b = &mut self.bearers[ts as usize];
-            b.talking = true;
-            b.listener.set_active(true);
+            self.bearers[ts as usize].party.set_talking(true);
         }
     }
 
     fn silence(&mut self, call: CallHandle) {
         let Some(ts) = self.calls.get(&call).and_then(|c| c.ts) else { return };
-        let b = &mut self.bearers[ts as usize];
-        b.talking = false;
-        b.listener.set_active(false);
+        self.bearers[ts as usize].party.set_talking(false);
     }
 
     /// Place a call towards the PBX. Returns the exchange's handle.
@@ -358,6 +345,7 @@ impl Exchange {
         now: Tick,
         calling: Option<&str>,
         called: &str,
+        overlap: bool,
     ) -> Result<u32, String> {
         let params = CallParams {
             called: called.to_string(),
@@ -365,6 +353,7 @@ impl Exchange {
             channel: None,
             exclusive: false,
             calling_restricted: false,
+            overlap,
         };
         let h = self.ep.call(now, |q, t| q.setup(t, params)).map_err(|e| e.to_string())?;
         let ts = self.ep.q931().call_channel(h);
@@ -388,6 +377,18 @@ impl Exchange {
         Ok(h.0)
     }
 
+    /// Overlap sending: more digits for call `handle` (after SETUP ACKNOWLEDGE).
+    pub(crate) fn send_digits(
+        &mut self,
+        now: Tick,
+        handle: u32,
+        digits: &str,
+        complete: bool,
+    ) -> Result<(), String> {
+        let h = CallHandle(handle);
+        self.ep.call(now, |q, t| q.information(t, h, digits, complete)).map_err(|e| e.to_string())
+    }
+
     /// The remote party of call `handle` hangs up.
     pub(crate) fn hang_up(&mut self, now: Tick, handle: u32) -> bool {
         let h = CallHandle(handle);
@@ -409,12 +410,12 @@ impl Exchange {
 
     pub(crate) fn expect_peer(&mut self, ts: u8, peer: Option<EndpointId>) {
         if let Some(b) = self.bearers.get_mut(ts as usize) {
-            b.listener.expect_peer(peer);
+            b.party.expect_peer(peer);
         }
     }
 
     pub(crate) fn audio_check(&self, ts: u8) -> Option<AudioCheck> {
-        self.bearers.get(ts as usize).map(|b| b.listener.check())
+        self.bearers.get(ts as usize).map(|b| b.party.check())
     }
 
     /// One chunk of a bearer: the remote party talks while its call is active and listens
@@ -427,14 +428,9 @@ impl Exchange {
         from_pbx: &Chunk,
         to_pbx: &mut Chunk,
     ) {
-        let Some(b) = self.bearers.get_mut(ts as usize) else { return };
-        let mut out = [0i16; CHUNK_SAMPLES];
-        if b.talking {
-            b.voice.fill(&mut out);
-            law.decode_block(from_pbx, &mut b.buf);
-            b.listener.push(plan, &b.buf);
+        if let Some(b) = self.bearers.get_mut(ts as usize) {
+            b.party.tick(law, plan, from_pbx, to_pbx);
         }
-        law.encode_block(&out, to_pbx);
     }
 }
 
@@ -457,6 +453,12 @@ pub(crate) struct SpanFar {
     pub(crate) dchan: ChannelId,
     /// The exchange, when the span has one.
     pub(crate) exchange: Option<Box<Exchange>>,
+    /// The external peer's socket, when the span is bound to one.
+    pub(crate) sock: Option<Box<DChannelSocket>>,
+    /// Socket errors (the peer's frames or ours lost).
+    pub(crate) sock_errors: u64,
+    /// The socket's peer connected (`true`) or left (`false`) since the card last looked.
+    pub(crate) peer_change: Option<bool>,
     /// Fault injection: the D-channel loses every frame both ways.
     pub(crate) cut: bool,
     /// The physical layer is up (span configured, no alarm).
@@ -468,15 +470,50 @@ pub(crate) struct SpanFar {
 impl SpanFar {
     /// A frame from the PBX.
     pub(crate) fn frame_in(&mut self, now: Tick, frame: &HdlcFrame) {
-        match self.exchange.as_mut() {
-            Some(x) if self.up && !self.cut => x.receive(now, frame.as_bytes()),
-            _ => self.dropped += 1,
+        if !self.up || self.cut {
+            self.dropped += 1;
+            return;
+        }
+        if let Some(x) = self.exchange.as_mut() {
+            x.receive(now, frame.as_bytes());
+        } else if let Some(sock) = self.sock.as_mut() {
+            match sock.send(frame.as_bytes()) {
+                Ok(true) => {}
+                Ok(false) => self.dropped += 1,
+                Err(_) => self.sock_errors += 1,
+            }
+        } else {
+            self.dropped += 1;
         }
     }
 
     /// Run the far end at `now`: frames it sends reach the PBX as HAL events.
     pub(crate) fn step(&mut self, now: Tick, events: &mut EventQueue) {
         let (dchan, deliver) = (self.dchan, self.up && !self.cut);
+        if let Some(sock) = self.sock.as_mut() {
+            // A peer coming or going is the cable being plugged in or pulled: the card raises
+            // or clears LOS (see `SimCard::exchange`).
+            while let Ok(Some(ev)) = sock.poll_event() {
+                self.peer_change = Some(ev == crate::dsock::DSockEvent::Connected);
+            }
+            let mut buf = [0u8; MAX_FRAME];
+            loop {
+                match sock.try_recv(&mut buf) {
+                    Ok(Some(n)) => {
+                        if deliver {
+                            if let Some(frame) = HdlcFrame::new(&buf[..n]) {
+                                events.push(HalEvent::HdlcFrame(dchan, frame));
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        self.sock_errors += 1;
+                        break;
+                    }
+                }
+            }
+        }
         if let Some(x) = self.exchange.as_mut() {
             x.step(now, |f| {
                 if deliver {

@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bearer;
 pub mod card;
 pub mod clock;
 pub mod coline;
@@ -22,6 +23,7 @@ mod events;
 pub mod extaudio;
 pub mod hybrid;
 pub mod phone;
+pub mod r2far;
 pub mod signature;
 pub mod traffic;
 
@@ -33,5 +35,6 @@ pub use e1::{ExchangeConfig, ExchangeCounters, RemoteCall, RemoteDirection, Span
 pub use extaudio::ExtAudioStats;
 pub use hybrid::{EchoPath, Hybrid};
 pub use phone::{PhoneCounters, PhoneState, SimPhone};
+pub use r2far::{R2Counters, R2RemoteCall};
 pub use signature::{AudioCheck, BlockClass, EndpointId, Heard};
 pub use traffic::{CallMix, TrafficConfig, TrafficSnapshot, TrafficStats};

@@ -74,6 +74,8 @@ pub(super) fn check(cfg: &Config, origins: &Origins) -> Problems {
     check_ports(cfg, origins, &mut p);
     check_references(cfg, origins, &mut p);
     check_routes(cfg, origins, &mut p);
+    super::callcenter::check(cfg, &mut p);
+    super::callcenter_routing::check(cfg, &mut p);
     p
 }
 

@@ -4,6 +4,8 @@
 //! This module does not apply a configuration to a running daemon; it only produces a checked
 //! [`Config`] value.
 
+pub mod callcenter;
+pub mod callcenter_routing;
 mod check;
 pub mod edit;
 mod load;

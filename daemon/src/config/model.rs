@@ -40,6 +40,24 @@ pub struct Config {
     /// `[dialplan]`: digit collection and ring timers.
     #[serde(default)]
     pub dialplan: DialplanConfig,
+    /// `[[queue]]`: ACD queues (main file only).
+    #[serde(default, rename = "queue", skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<super::callcenter::QueueConfig>,
+    /// `[[agent]]`: call-center agents (main file only).
+    #[serde(default, rename = "agent", skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<super::callcenter::AgentConfig>,
+    /// `[[inbound]]`: inbound call-center routing rules (main file only).
+    #[serde(default, rename = "inbound", skip_serializing_if = "Vec::is_empty")]
+    pub inbound: Vec<super::callcenter_routing::InboundRule>,
+    /// `[[schedule]]`: named working hours (main file only).
+    #[serde(default, rename = "schedule", skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<super::callcenter_routing::ScheduleConfig>,
+    /// `[[holiday]]`: closed days (main file only).
+    #[serde(default, rename = "holiday", skip_serializing_if = "Vec::is_empty")]
+    pub holidays: Vec<super::callcenter_routing::HolidayConfig>,
+    /// `[[ivr]]`: IVR menus and digit collection nodes (main file only).
+    #[serde(default, rename = "ivr", skip_serializing_if = "Vec::is_empty")]
+    pub ivr: Vec<super::callcenter_routing::IvrConfig>,
 }
 
 /// The control socket path used when the configuration names none:
@@ -96,6 +114,17 @@ pub struct SystemConfig {
     /// relative to the directory of the main file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_dir: Option<PathBuf>,
+    /// The SQLite store (CDRs, queue/agent events, voicemail, callbacks, recordings index);
+    /// default `<spool_dir>/cardpbx.db`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<PathBuf>,
+}
+
+impl SystemConfig {
+    /// The store's file: `database`, else `cardpbx.db` in the spool directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.database.clone().unwrap_or_else(|| self.spool_dir.join("cardpbx.db"))
+    }
 }
 
 impl Default for SystemConfig {
@@ -109,6 +138,7 @@ impl Default for SystemConfig {
             realtime: true,
             rt_priority: default_rt_priority(),
             include_dir: None,
+            database: None,
         }
     }
 }
@@ -319,6 +349,20 @@ pub struct SpanSettings {
 }
 
 impl SpanSettings {
+    /// The settings of span `span` of card `card` without a `[[span]]` entry.
+    pub fn defaults(card: &str, span: u32) -> SpanSettings {
+        SpanSettings {
+            card: card.to_string(),
+            span,
+            framing: SpanFraming::default(),
+            line_code: SpanLineCode::default(),
+            crc4: true,
+            timing_priority: default_timing_priority(),
+            dchannel_capture: None,
+            sim_peer_socket: None,
+        }
+    }
+
     /// The HAL span configuration these settings describe.
     pub fn to_hal(&self) -> SpanConfig {
         SpanConfig {
@@ -710,6 +754,9 @@ pub struct TrunkGroupConfig {
     /// Calling number presentation on outgoing PRI calls.
     #[serde(default)]
     pub presentation: Presentation,
+    /// PRI: restart the interface (RESTART, all channels) whenever the data link comes up.
+    #[serde(default = "default_true")]
+    pub restart_on_link_up: bool,
     /// How a free line is picked for outgoing calls.
     #[serde(default)]
     pub hunt: TrunkHunt,

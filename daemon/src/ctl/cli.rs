@@ -118,6 +118,15 @@ pub enum Command {
     /// comments, and reloads the running daemon without dropping calls).
     #[command(subcommand)]
     Trunk(TrunkCmd),
+    /// Fax terminal over raw audio streams (`fax send|receive --in PATH --out PATH`).
+    #[command(subcommand)]
+    Fax(crate::faxcli::FaxCmd),
+    /// E1 spans: show one in detail, capture a PRI span's D-channel to a pcap file.
+    #[command(subcommand)]
+    Span(super::span::SpanCmd),
+    /// Reports from the store: queues, agents, hourly, ivr, cdr (`--from`, `--to`, `--csv`,
+    /// `--json`).
+    Report(crate::store::report::ReportArgs),
 }
 
 /// `cardpbx config ...`
@@ -166,7 +175,8 @@ impl Command {
     /// Whether [`run_client_command`] carries this command out (everything but `daemon`,
     /// `demo` and `bench`).
     pub fn is_client_command(&self) -> bool {
-        self.ctl_request().is_some() || matches!(self, Command::Config(_) | Command::Trunk(_))
+        self.ctl_request().is_some()
+            || matches!(self, Command::Config(_) | Command::Trunk(_) | Command::Span(_))
     }
 }
 
@@ -209,6 +219,9 @@ pub fn run_client_command_to(
     if let Command::Trunk(t) = cmd {
         return run_trunk(t, socket_path, out, err);
     }
+    if let Command::Span(s) = cmd {
+        return super::span::run_span(s, socket_path, out, err);
+    }
     let Some((req, json)) = cmd.ctl_request() else {
         anyhow::bail!("{cmd:?} is not a control client command");
     };
@@ -238,6 +251,7 @@ pub fn run_client_command_to(
             CtlData::Calls(d) => serde_json::to_string_pretty(d),
             CtlData::ConfigFile(d) => serde_json::to_string_pretty(d),
             CtlData::Reload(d) => serde_json::to_string_pretty(d),
+            CtlData::Capture(d) => serde_json::to_string_pretty(d),
         }?;
         writeln!(out, "{text}")?;
     } else {
@@ -303,6 +317,7 @@ pub fn render(data: &CtlData) -> String {
         CtlData::Calls(c) => render_calls(c),
         CtlData::ConfigFile(c) => format!("{}\n", c.path),
         CtlData::Reload(r) => render_reload(r),
+        CtlData::Capture(c) => super::span::render_capture(c),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod proto;
 pub mod server;
+pub mod span;
 pub mod trunk;
 
 pub use client::{ClientError, CtlClient};

@@ -1,7 +1,8 @@
 //! The control socket protocol: one JSON object per line over a Unix stream socket.
 //!
 //! A request is `{"cmd":"status"}` (commands: `ping`, `status`, `cards`, `spans`, `ports`,
-//! `channels`, `calls`, `config_file`, `reload`). The answer is one line, `{"ok":true,"data":...}` or
+//! `channels`, `calls`, `config_file`, `reload`, and `span_capture`, which takes fields:
+//! `{"cmd":"span_capture","span":"sim0/span1","file":"/tmp/d.pcap"}`). The answer is one line, `{"ok":true,"data":...}` or
 //! `{"ok":false,"error":"..."}`. The data shapes are plain structs shared by the daemon, which
 //! fills them, and the CLI, which renders them.
 
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// A request from a control client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CtlRequest {
     /// Is the daemon there? Answered with [`PingData`].
@@ -34,11 +35,31 @@ pub enum CtlRequest {
     /// Read the configuration file again and apply trunk groups, routes and hunt groups
     /// without dropping calls: [`ReloadData`].
     Reload,
+    /// Start or stop capturing a PRI span's D-channel to a pcap file: [`CaptureData`].
+    SpanCapture(SpanCaptureArgs),
+}
+
+/// The fields of a `span_capture` request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpanCaptureArgs {
+    /// The span: `card/spanN` or `N`.
+    pub span: String,
+    /// The pcap file (an absolute path: the daemon's working directory is not the client's).
+    /// Needed to start; ignored when stopping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Stop the capture running on the span instead of starting one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop: bool,
+    /// Stop by itself after this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 impl CtlRequest {
     /// Every request, in the order the help text lists them.
-    pub const ALL: [CtlRequest; 9] = [
+    pub const ALL: [CtlRequest; 10] = [
         CtlRequest::Ping,
         CtlRequest::Status,
         CtlRequest::Cards,
@@ -48,10 +69,16 @@ impl CtlRequest {
         CtlRequest::Calls,
         CtlRequest::ConfigFile,
         CtlRequest::Reload,
+        CtlRequest::SpanCapture(SpanCaptureArgs {
+            span: String::new(),
+            file: None,
+            stop: false,
+            duration_ms: None,
+        }),
     ];
 
     /// The command word on the wire (`"status"`).
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             CtlRequest::Ping => "ping",
             CtlRequest::Status => "status",
@@ -62,6 +89,7 @@ impl CtlRequest {
             CtlRequest::Calls => "calls",
             CtlRequest::ConfigFile => "config_file",
             CtlRequest::Reload => "reload",
+            CtlRequest::SpanCapture(_) => "span_capture",
         }
     }
 
@@ -70,9 +98,17 @@ impl CtlRequest {
         Self::ALL.into_iter().find(|r| r.name() == name)
     }
 
+    /// Whether the command takes fields besides `cmd`.
+    pub fn takes_fields(&self) -> bool {
+        matches!(self, CtlRequest::SpanCapture(_))
+    }
+
     /// The request as one protocol line, newline included.
-    pub fn to_line(self) -> String {
-        format!("{{\"cmd\":\"{}\"}}\n", self.name())
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self)
+            .unwrap_or_else(|_| format!("{{\"cmd\":\"{}\"}}", self.name()));
+        line.push('\n');
+        line
     }
 
     /// Parse one request line (without its newline).
@@ -100,6 +136,17 @@ impl CtlRequest {
             let names: Vec<&str> = Self::ALL.iter().map(|r| r.name()).collect();
             return Err(format!("unknown command {cmd:?} (commands: {})", names.join(", ")));
         };
+        if req.takes_fields() {
+            let mut fields = obj.clone();
+            fields.remove("cmd");
+            let fields = serde_json::Value::Object(fields);
+            return match req {
+                CtlRequest::SpanCapture(_) => serde_json::from_value(fields)
+                    .map(CtlRequest::SpanCapture)
+                    .map_err(|e| format!("command {cmd:?}: {e}")),
+                other => Ok(other),
+            };
+        }
         if let Some(extra) = obj.keys().find(|k| k.as_str() != "cmd") {
             return Err(format!("command {cmd:?} takes no field {extra:?}"));
         }
@@ -140,6 +187,8 @@ pub enum CtlData {
     ConfigFile(ConfigFileData),
     /// Answer to `reload`.
     Reload(ReloadData),
+    /// Answer to `span_capture`.
+    Capture(CaptureData),
 }
 
 impl CtlData {
@@ -147,7 +196,7 @@ impl CtlData {
     ///
     /// # Errors
     /// When the data does not have the shape `req` is answered with.
-    pub fn from_value(req: CtlRequest, data: serde_json::Value) -> serde_json::Result<CtlData> {
+    pub fn from_value(req: &CtlRequest, data: serde_json::Value) -> serde_json::Result<CtlData> {
         Ok(match req {
             CtlRequest::Ping => CtlData::Ping(serde_json::from_value(data)?),
             CtlRequest::Status => CtlData::Status(serde_json::from_value(data)?),
@@ -158,6 +207,7 @@ impl CtlData {
             CtlRequest::Calls => CtlData::Calls(serde_json::from_value(data)?),
             CtlRequest::ConfigFile => CtlData::ConfigFile(serde_json::from_value(data)?),
             CtlRequest::Reload => CtlData::Reload(serde_json::from_value(data)?),
+            CtlRequest::SpanCapture(_) => CtlData::Capture(serde_json::from_value(data)?),
         })
     }
 
@@ -173,12 +223,16 @@ impl CtlData {
             CtlData::Calls(_) => CtlRequest::Calls,
             CtlData::ConfigFile(_) => CtlRequest::ConfigFile,
             CtlData::Reload(_) => CtlRequest::Reload,
+            CtlData::Capture(_) => CtlRequest::SpanCapture(SpanCaptureArgs::default()),
         }
     }
 }
 
 /// An answer to a request.
 #[derive(Debug, Clone, PartialEq)]
+// Answers are built once per request and sent at once: boxing the data would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum CtlResponse {
     /// The request was carried out: `{"ok":true,"data":...}`.
     Ok(CtlData),
@@ -229,7 +283,7 @@ impl CtlResponse {
         let wire: WireResponse = serde_json::from_str(line)
             .map_err(|e| format!("malformed answer from the daemon: {e}"))?;
         match (wire.ok, wire.data, wire.error) {
-            (true, Some(data), _) => CtlData::from_value(req, data)
+            (true, Some(data), _) => CtlData::from_value(&req, data)
                 .map(CtlResponse::Ok)
                 .map_err(|e| format!("unexpected {} data from the daemon: {e}", req.name())),
             (true, None, _) => Err("malformed answer from the daemon: ok without data".into()),
@@ -330,7 +384,19 @@ pub struct SpanData {
     pub bpv: u64,
     /// Whether the card takes its clock from this span now.
     pub timing_source: bool,
+    /// The trunk group using the span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk_group: Option<String>,
+    /// Its signalling (`pri_cpe`, `pri_net`, `r2_china`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signalling: Option<String>,
+    /// PRI spans: the D-channel, its capture and the bearers in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dchannel: Option<crate::pbx::PriSpanInfo>,
 }
+
+/// Answer to `span_capture`: the capture started, or the one stopped.
+pub type CaptureData = crate::pbx::CaptureInfo;
 
 /// Answer to `ports`: one FXS/FXO port or span.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

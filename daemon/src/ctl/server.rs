@@ -241,6 +241,7 @@ fn serve_client(stream: UnixStream, requests: &CtlRequests) {
 /// Hand a request to the daemon and wait for its answer.
 fn ask_daemon(requests: &CtlRequests, req: CtlRequest) -> CtlResponse {
     let (tx, rx): (Sender<CtlResponse>, Receiver<CtlResponse>) = crossbeam_channel::bounded(1);
+    let name = req.name();
     if requests.send((req, tx)).is_err() {
         return CtlResponse::Error("the daemon is shutting down".into());
     }
@@ -248,11 +249,11 @@ fn ask_daemon(requests: &CtlRequests, req: CtlRequest) -> CtlResponse {
         Ok(resp) => resp,
         Err(crossbeam_channel::RecvTimeoutError::Timeout) => CtlResponse::Error(format!(
             "the daemon did not answer {:?} within {} s",
-            req.name(),
+            name,
             ANSWER_TIMEOUT.as_secs()
         )),
         Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-            CtlResponse::Error(format!("the daemon dropped the {:?} request", req.name()))
+            CtlResponse::Error(format!("the daemon dropped the {name:?} request"))
         }
     }
 }

@@ -100,9 +100,11 @@ fn error_of(answer: &str) -> String {
 #[test]
 fn request_lines_round_trip() {
     for req in CtlRequest::ALL {
-        assert_eq!(CtlRequest::parse_line(req.to_line().trim_end()), Ok(req));
+        assert_eq!(CtlRequest::parse_line(req.to_line().trim_end()), Ok(req.clone()));
         let json = serde_json::to_string(&req).unwrap();
-        assert_eq!(json, format!("{{\"cmd\":\"{}\"}}", req.name()));
+        if !req.takes_fields() {
+            assert_eq!(json, format!("{{\"cmd\":\"{}\"}}", req.name()));
+        }
     }
     let line = CtlResponse::Ok(CtlData::Status(status())).to_line();
     assert!(line.starts_with("{\"ok\":true,\"data\":{\"name\":\"Test box\""), "{line}");

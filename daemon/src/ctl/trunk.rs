@@ -541,9 +541,15 @@ pub fn render_reload(r: &ReloadData) -> String {
     if !rep.draining.is_empty() {
         out.push_str(&format!("  finishing their call first: {}\n", rep.draining.join(", ")));
     }
+    if !rep.span_groups_applied.is_empty() {
+        out.push_str(&format!(
+            "  span groups restarted with their new settings: {}\n",
+            rep.span_groups_applied.join(", ")
+        ));
+    }
     if !rep.span_groups_pending.is_empty() {
         out.push_str(&format!(
-            "  span groups not applied by a reload (restart the daemon): {}\n",
+            "  span groups that change when their calls end: {}\n",
             rep.span_groups_pending.join(", ")
         ));
     }

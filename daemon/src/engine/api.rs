@@ -4,6 +4,7 @@
 
 use cardpbx_dsp::callerid::{self, CallerIdMessage, CidError, Format, FskStandard};
 use cardpbx_dsp::faxtone::FaxToneEvent;
+use cardpbx_dsp::mfr2::MfDirection;
 use cardpbx_dsp::progress::ProgressEvent;
 use cardpbx_dsp::tone::ToneSpec;
 use cardpbx_hal::{ChannelId, HalCommand, HalEvent, Tick};
@@ -118,18 +119,31 @@ pub struct Detectors {
     pub fax: bool,
     /// On-hook FSK caller ID with this modem ([`EngineEvent::CallerId`]).
     pub callerid: Option<FskStandard>,
+    /// MFC/R2 register signals of this direction ([`EngineEvent::Mf`]).
+    pub mfr2: Option<MfDirection>,
 }
 
 impl Detectors {
     /// Nothing listens.
-    pub const NONE: Detectors =
-        Detectors { dtmf: false, clamp_dtmf: false, progress: false, fax: false, callerid: None };
+    pub const NONE: Detectors = Detectors {
+        dtmf: false,
+        clamp_dtmf: false,
+        progress: false,
+        fax: false,
+        callerid: None,
+        mfr2: None,
+    };
     /// Only the DTMF detector.
     pub const DTMF: Detectors = Detectors { dtmf: true, ..Detectors::NONE };
 
     /// Whether any detector is on.
     pub fn any(&self) -> bool {
-        self.dtmf || self.clamp_dtmf || self.progress || self.fax || self.callerid.is_some()
+        self.dtmf
+            || self.clamp_dtmf
+            || self.progress
+            || self.fax
+            || self.callerid.is_some()
+            || self.mfr2.is_some()
     }
 }
 
@@ -195,6 +209,9 @@ pub enum EngineEvent {
     /// A caller ID message frame was received (not yet checked or decoded: see
     /// [`CidFrame::decode`]), or one broke off ([`CidError::Truncated`]).
     CallerId(ChannelId, Result<CidFrame, CidError>, Tick),
+    /// The MFC/R2 detector of a channel heard a signal start (`Some(1..=15)`) or stop
+    /// (`None`); `at` is the tick of the change.
+    Mf(ChannelId, Option<u8>, Tick),
     /// A non-repeating tone or prompt on this channel finished; its source is now silence.
     PlayDone(ChannelId, Tick),
     /// A card command failed (the control plane logs it and clears the call).

@@ -43,6 +43,7 @@ use cardpbx_dsp::dtmf::{DtmfConfig, DtmfDetector, DtmfEvent};
 use cardpbx_dsp::echo::{EchoCanceller, EchoConfig, EchoConfigError};
 use cardpbx_dsp::faxtone::{FaxToneDetector, FaxToneEvent};
 use cardpbx_dsp::g711::Law;
+use cardpbx_dsp::mfr2::{MfDetector, MfDetectorConfig, MfDirection};
 use cardpbx_dsp::progress::{ProgressDetector, ProgressEvent};
 use cardpbx_dsp::tone::{ToneGen, ToneSpec};
 use cardpbx_dsp::toneplan::TonePlan;
@@ -220,12 +221,13 @@ pub struct Engine<C: Card> {
     conf_mix: Vec<[i32; CHUNK_SAMPLES]>,
     conf_talkers: Vec<u32>,
     dtmf: Vec<DtmfDetector>,
-    /// Ticks at which each channel's DTMF, progress and fax detectors were last reset.
-    det_base: Vec<[Tick; 3]>,
+    /// Ticks at which each channel's DTMF, progress, fax and MF R2 detectors were last reset.
+    det_base: Vec<[Tick; 4]>,
     det: Vec<Detectors>,
     det_active: ActiveList,
     progress: Vec<ProgressDetector>,
     fax: Vec<FaxToneDetector>,
+    mfr2: Vec<MfDetector>,
     cid: Vec<CallerIdReceiver>,
     clamp: Vec<Clamp>,
     fsk: Vec<FskTx>,
@@ -373,11 +375,12 @@ impl<C: Card> Engine<C> {
             conf_mix: vec![[0; CHUNK_SAMPLES]; cfg.conferences],
             conf_talkers: vec![0; cfg.conferences],
             dtmf: vec![dtmf_proto; n],
-            det_base: vec![[0; 3]; n],
+            det_base: vec![[0; 4]; n],
             det: vec![Detectors::NONE; n],
             det_active: ActiveList::new(n),
             progress: vec![ProgressDetector::new(&cfg.tone_plan); n],
             fax: vec![FaxToneDetector::new(); n],
+            mfr2: vec![MfDetector::new(MfDirection::Forward, MfDetectorConfig::default()); n],
             cid: vec![CallerIdReceiver::new(FskStandard::Bell202); n],
             clamp,
             fsk: vec![FskTx::new(FskStandard::Bell202, -13.0, SEIZURE_BITS, MARK_BITS); n],
@@ -499,6 +502,9 @@ impl<C: Card> Engine<C> {
         if t % HEARTBEAT_TICKS == 0 {
             emit(&mut self.ev, &self.stats, EngineEvent::Heartbeat(t));
         }
+        if t % stats::SPAN_POLL_TICKS == 0 {
+            self.stats.publish_spans(&self.card);
+        }
         self.stats.record_work(start.elapsed().as_nanos() as u64);
         Ok(())
     }
@@ -532,7 +538,7 @@ impl<C: Card> Engine<C> {
             let ch = ch as usize;
             let chan = ChannelId(ch as u32);
             let det = self.det[ch];
-            let [dtmf_base, progress_base, fax_base] = self.det_base[ch];
+            let [dtmf_base, progress_base, fax_base, mf_base] = self.det_base[ch];
             let tick_of = |base: Tick, at_sample: u64| base + at_sample / CHUNK_SAMPLES as u64;
             let samples = &self.rx_lin[ch];
             if det.progress {
@@ -553,6 +559,11 @@ impl<C: Card> Engine<C> {
                         }
                     };
                     emit(ev, stats, EngineEvent::FaxTone(chan, e, tick_of(fax_base, at)));
+                });
+            }
+            if det.mfr2.is_some() {
+                self.mfr2[ch].process(samples, |e| {
+                    emit(ev, stats, EngineEvent::Mf(chan, e.signal, tick_of(mf_base, e.at_sample)));
                 });
             }
             if det.callerid.is_some() {
@@ -967,6 +978,11 @@ impl<C: Card> Engine<C> {
         if want.fax && !old.fax {
             self.fax[ch].reset();
             self.det_base[ch][2] = now;
+        }
+        if let Some(dir) = want.mfr2.filter(|_| want.mfr2 != old.mfr2) {
+            // Construction is a few table computations, no allocation.
+            self.mfr2[ch] = MfDetector::new(dir, MfDetectorConfig::default());
+            self.det_base[ch][3] = now;
         }
         if want.callerid != old.callerid {
             if let Some(std) = want.callerid {

@@ -5,7 +5,41 @@
 //! log-scale histogram.
 
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// Spans whose counters the engine publishes (span numbers 1 to this).
+pub const MAX_SPANS: usize = 16;
+
+/// How often the engine reads the spans' counters from the card, in ticks.
+pub const SPAN_POLL_TICKS: u64 = 1000;
+
+/// One span's error counters and timing as the card last reported them.
+#[derive(Debug, Default)]
+pub struct SpanCell {
+    /// The card has reported this span.
+    pub seen: AtomicBool,
+    /// Controlled frame slips.
+    pub slips: AtomicU64,
+    /// CRC-4 errors.
+    pub crc4_errors: AtomicU64,
+    /// Bipolar violations.
+    pub bipolar_violations: AtomicU64,
+    /// The card takes its clock from this span.
+    pub timing_source: AtomicBool,
+}
+
+/// A plain copy of a [`SpanCell`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SpanCountersSnapshot {
+    /// Controlled frame slips.
+    pub slips: u64,
+    /// CRC-4 errors.
+    pub crc4_errors: u64,
+    /// Bipolar violations.
+    pub bipolar_violations: u64,
+    /// The card takes its clock from this span.
+    pub timing_source: bool,
+}
 
 /// Histogram buckets: four per octave of nanoseconds, covering 1 ns to about 2^32 ns (4.3 s).
 pub const HIST_BUCKETS: usize = 128;
@@ -53,6 +87,8 @@ pub struct EngineStats {
     pub rejected_commands: AtomicU64,
     /// Tick work-time histogram, see [`bucket_of`].
     pub work_hist: [AtomicU64; HIST_BUCKETS],
+    /// Span counters by span number - 1, refreshed every [`SPAN_POLL_TICKS`].
+    pub spans: [SpanCell; MAX_SPANS],
 }
 
 impl Default for EngineStats {
@@ -67,6 +103,7 @@ impl Default for EngineStats {
             recording_overruns: AtomicU64::new(0),
             rejected_commands: AtomicU64::new(0),
             work_hist: std::array::from_fn(|_| AtomicU64::new(0)),
+            spans: std::array::from_fn(|_| SpanCell::default()),
         }
     }
 }
@@ -108,6 +145,36 @@ impl EngineStats {
         if ns > 1_000_000 {
             self.late_ticks.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Read every span's status from `card` and publish its counters (real-time safe when
+    /// the card's `span_status` is: relaxed atomic stores only; spans the card cannot report
+    /// keep their last values).
+    pub fn publish_spans<C: cardpbx_hal::Card>(&self, card: &C) {
+        for info in &card.info().spans {
+            let Some(cell) = (info.id.0 as usize).checked_sub(1).and_then(|i| self.spans.get(i))
+            else {
+                continue;
+            };
+            if let Ok(st) = card.span_status(info.id) {
+                cell.slips.store(st.counters.slips, Relaxed);
+                cell.crc4_errors.store(st.counters.crc4_errors, Relaxed);
+                cell.bipolar_violations.store(st.counters.bipolar_violations, Relaxed);
+                cell.timing_source.store(st.is_timing_source, Relaxed);
+                cell.seen.store(true, Relaxed);
+            }
+        }
+    }
+
+    /// Span `span`'s counters as last published; `None` before the card reported it.
+    pub fn span_counters(&self, span: cardpbx_hal::SpanId) -> Option<SpanCountersSnapshot> {
+        let cell = (span.0 as usize).checked_sub(1).and_then(|i| self.spans.get(i))?;
+        cell.seen.load(Relaxed).then(|| SpanCountersSnapshot {
+            slips: cell.slips.load(Relaxed),
+            crc4_errors: cell.crc4_errors.load(Relaxed),
+            bipolar_violations: cell.bipolar_violations.load(Relaxed),
+            timing_source: cell.timing_source.load(Relaxed),
+        })
     }
 
     /// A consistent-enough copy of all counters (each read atomically, not all at once).

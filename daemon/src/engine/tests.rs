@@ -637,3 +637,45 @@ fn clamped_dtmf_is_not_heard_by_listeners_but_is_reported() {
     let same = (100..3000).filter(|&i| (heard[i + d] - signal[i]).abs() <= 16).count();
     assert!(same > 2800, "audio delayed by the clamp: {same} of 2900 samples match");
 }
+
+#[test]
+fn mf_r2_signals_are_reported_for_the_direction_listened_to() {
+    // Channel 1 sends backward signal 6 then forward signal 3; channel 0 listens backward.
+    let (mut e, mut h) = engine(&[HLaw::Alaw; 2], EngineConfig::default());
+    e.card_mut().loopback[0] = Some(c(1));
+    let back = Detectors { mfr2: Some(MfDirection::Backward), ..Detectors::NONE };
+    h.send(EngineCommand::Detect(c(0), back)).unwrap();
+    let tone = |dir, s| {
+        let (f1, f2) = cardpbx_dsp::mfr2::signal_freqs(dir, s).unwrap();
+        Source::Tone(ToneSpec::continuous([f1, f2], -11.5).unwrap())
+    };
+    let run = |e: &mut Engine<FakeCard>, ms| {
+        for _ in 0..ms {
+            e.tick().unwrap();
+        }
+    };
+    h.send(EngineCommand::SetSource(c(1), tone(MfDirection::Backward, 6))).unwrap();
+    run(&mut e, 150);
+    h.send(EngineCommand::SetSource(c(1), Source::Silence)).unwrap();
+    run(&mut e, 150);
+    h.send(EngineCommand::SetSource(c(1), tone(MfDirection::Forward, 3))).unwrap();
+    run(&mut e, 150);
+    let mf: Vec<Option<u8>> = events(&mut h)
+        .into_iter()
+        .filter_map(|ev| match ev {
+            EngineEvent::Mf(chan, s, _) => {
+                assert_eq!(chan, c(0));
+                Some(s)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(mf, vec![Some(6), None], "the forward signal is not listened for");
+    // Listening forward now hears the forward signal still sounding.
+    let fwd = Detectors { mfr2: Some(MfDirection::Forward), ..Detectors::NONE };
+    h.send(EngineCommand::Detect(c(0), fwd)).unwrap();
+    run(&mut e, 100);
+    let mf: Vec<EngineEvent> =
+        events(&mut h).into_iter().filter(|ev| matches!(ev, EngineEvent::Mf(..))).collect();
+    assert!(matches!(mf.as_slice(), [EngineEvent::Mf(_, Some(3), _)]), "{mf:?}");
+}

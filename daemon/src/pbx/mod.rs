@@ -13,10 +13,13 @@
 //! line when someone picks up. What it does not do yet: features on hook flash (transfer, hold),
 //! queues, IVR, PRI and R2 trunks.
 
+mod cdr;
 mod dial;
 mod pri;
+mod r2;
 mod reconfig;
 mod snapshot;
+mod trunk;
 
 use crate::config::model::{CallerIdFormat, Config, HuntStrategy, PortKind, TrunkHunt};
 use crate::engine::api::{CidFrame, Detectors, EngineCommand, EngineEvent, FskBurst, Source};
@@ -34,7 +37,8 @@ use cardpbx_signalling::loopstart::{
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub use dial::DialResult;
-pub use pri::PriSpanInfo;
+pub use pri::{CaptureInfo, PriSpanInfo};
+pub use r2::R2SpanInfo;
 pub use reconfig::ReconfigReport;
 pub use snapshot::{CallInfo, PbxCounters, PortInfo};
 
@@ -101,6 +105,8 @@ enum LineKind {
     Fxo { line: FxoLine, group: usize },
     /// A bearer channel of a PRI span (`pri` indexes `Pbx::pri`).
     Bchan { pri: usize, ts: u8 },
+    /// A voice timeslot of an MFC/R2 span (`r2` indexes `Pbx::r2`).
+    R2 { r2: usize },
     /// Configured for nothing (or a kind this call control does not drive yet).
     None,
 }
@@ -286,10 +292,16 @@ pub struct Pbx {
     features: AnalogFeatures,
     /// Local time (seconds since 1970 in the local zone) at tick 0, for caller ID.
     wall_base_s: i64,
+    /// UTC at tick 0 in microseconds since 1970, for D-channel capture timestamps.
+    utc_base_us: u64,
     /// PRI spans in service.
     pri: Vec<pri::PriSpan>,
+    /// MFC/R2 timeslots in service.
+    r2: Vec<r2::R2Trunk>,
     /// Run-time reconfiguration: what is in effect, retired trunk groups, draining lines.
     reconf: reconfig::Reconf,
+    /// Call detail records of finished calls, waiting to be drained.
+    cdr: cdr::CdrLog,
 }
 
 /// A span's settings and alarms as call control knows them.
@@ -374,6 +386,7 @@ impl Pbx {
         }
         let mut trunk_groups = Vec::new();
         let mut pri_spans = Vec::new();
+        let mut r2_trunks = Vec::new();
         for (gi, g) in cfg.trunk_groups.iter().enumerate() {
             let mut chans = Vec::new();
             for p in &g.ports {
@@ -391,15 +404,9 @@ impl Pbx {
                     pri_spans.push(sp);
                     continue;
                 }
-                if g.signalling.uses_spans() {
-                    return Err(PbxError::Port {
-                        port: p.to_string(),
-                        problem: format!(
-                            "trunk group {}: signalling {} is not available in this version",
-                            g.name,
-                            g.signalling.as_str()
-                        ),
-                    });
+                if g.signalling == crate::config::model::TrunkSignalling::R2China {
+                    r2::build_span(&card, p, g, &mut lines, &mut r2_trunks, &mut chans)?;
+                    continue;
                 }
                 let chan = find(p.kind, p.index).ok_or_else(|| PbxError::Port {
                     port: p.to_string(),
@@ -490,6 +497,7 @@ impl Pbx {
         let mut pbx = Pbx {
             features,
             wall_base_s: 0,
+            utc_base_us: 0,
             sources,
             spans,
             card,
@@ -509,7 +517,9 @@ impl Pbx {
             counters: PbxCounters::default(),
             now: 0,
             pri: pri_spans,
+            r2: r2_trunks,
             reconf: reconfig::Reconf::new(cfg, card_name),
+            cdr: cdr::CdrLog::default(),
         };
         // Bring every span into service with its line settings (defaults for spans the
         // configuration does not mention); the card answers with its alarms.
@@ -518,25 +528,17 @@ impl Pbx {
             let set = cfg.spans.iter().find(|s| s.card == card_name && s.span == id.0);
             let hal = match set {
                 Some(s) => s.to_hal(),
-                None => crate::config::model::SpanSettings {
-                    card: card_name.to_string(),
-                    span: id.0,
-                    framing: Default::default(),
-                    line_code: Default::default(),
-                    crc4: true,
-                    timing_priority: 1,
-                    dchannel_capture: None,
-                    sim_peer_socket: None,
-                }
-                .to_hal(),
+                None => crate::config::model::SpanSettings::defaults(card_name, id.0).to_hal(),
             };
             pbx.cmd(EngineCommand::Hal(HalCommand::ConfigureSpan(id, hal)));
         }
+        pbx.r2_start();
         for i in 0..pbx.lines.len() {
             let chan = ChannelId(i as u32);
             let d = pbx.idle_detectors(chan);
             pbx.detect(chan, d);
         }
+        pbx.pri_start_configured_captures(cfg, card_name);
         Ok(pbx)
     }
 
@@ -557,7 +559,7 @@ impl Pbx {
                     .enumerate()
                     // Every analog port too, so one a reload puts in a trunk group has one.
                     .filter(|(i, l)| {
-                        !matches!(l.kind, LineKind::None)
+                        matches!(l.kind, LineKind::Fxs { .. } | LineKind::Fxo { .. })
                             || self.card.channels.get(*i).is_some_and(|c| {
                                 matches!(c.sig, SigKind::FxsLoopStart | SigKind::FxoLoopStart)
                             })
@@ -602,9 +604,11 @@ impl Pbx {
             EngineEvent::Progress(chan, e, _) => self.on_progress(chan, e),
             EngineEvent::FaxTone(chan, e, _) => self.on_fax_tone(chan, e),
             EngineEvent::CallerId(chan, r, _) => self.on_caller_id(chan, r),
+            EngineEvent::Mf(chan, signal, _) => self.r2_mf(chan, signal),
             EngineEvent::CommandFailed(chan, _) => {
                 tracing::warn!(%chan, "card command failed; clearing the call on this channel");
                 self.counters.card_errors += 1;
+                self.cdr_system_clear(chan, "card command failed");
                 self.leg_gone(chan);
             }
             EngineEvent::Heartbeat(_) => {}
@@ -620,11 +624,11 @@ impl Pbx {
             let t = match &l.kind {
                 LineKind::Fxs { line, .. } => line.poll_timeout(),
                 LineKind::Fxo { line, .. } => line.poll_timeout(),
-                LineKind::Bchan { .. } | LineKind::None => None,
+                LineKind::Bchan { .. } | LineKind::R2 { .. } | LineKind::None => None,
             };
             t.into_iter().chain(l.cid_due).chain(l.ring_due).min()
         });
-        calls.chain(fax).chain(lines).chain(self.pri_timeout()).min()
+        calls.chain(fax).chain(lines).chain(self.pri_timeout()).chain(self.r2_timeout()).min()
     }
 
     /// Run every timer due at `now`.
@@ -634,7 +638,7 @@ impl Pbx {
             match &mut l.kind {
                 LineKind::Fxs { line, .. } => line.handle_timeout(now),
                 LineKind::Fxo { line, .. } => line.handle_timeout(now),
-                LineKind::Bchan { .. } | LineKind::None => {}
+                LineKind::Bchan { .. } | LineKind::R2 { .. } | LineKind::None => {}
             }
         }
         let due: Vec<(CallId, CallTimer)> = self
@@ -672,6 +676,7 @@ impl Pbx {
             }
         }
         self.pri_poll(now);
+        self.r2_poll(now);
         self.collect();
     }
 
@@ -759,11 +764,13 @@ impl Pbx {
                         st.alarms = alarms;
                     }
                     self.pri_alarm(span, alarms);
+                    self.r2_alarm(span, alarms);
                 }
                 HalEvent::CardGone => {
                     tracing::error!("the card is gone: clearing every call");
                     let chans: Vec<ChannelId> = self.card.channels.iter().map(|c| c.id).collect();
                     for c in chans {
+                        self.cdr_system_clear(c, "card gone");
                         self.leg_gone(c);
                     }
                 }
@@ -775,12 +782,16 @@ impl Pbx {
             self.pri_frame(chan, frame);
             return;
         }
+        if let HalEvent::CasBits(_, abcd) = ev {
+            self.r2_cas(chan, abcd);
+            return;
+        }
         let now = self.now;
         let Some(l) = self.lines.get_mut(chan.index()) else { return };
         match &mut l.kind {
             LineKind::Fxs { line, .. } => line.handle_hal(now, &ev),
             LineKind::Fxo { line, .. } => line.handle_hal(now, &ev),
-            LineKind::Bchan { .. } | LineKind::None => {}
+            LineKind::Bchan { .. } | LineKind::R2 { .. } | LineKind::None => {}
         }
     }
 
@@ -799,7 +810,7 @@ impl Pbx {
                         line.poll_command().map(|c| HalCommand::Fxo(chan, c)),
                         line.poll_event().map(LineEvent::Fxo),
                     ),
-                    LineKind::Bchan { .. } | LineKind::None => (None, None),
+                    LineKind::Bchan { .. } | LineKind::R2 { .. } | LineKind::None => (None, None),
                 };
                 if let Some(c) = cmd {
                     self.cmd(EngineCommand::Hal(c));
@@ -994,6 +1005,7 @@ impl Pbx {
     fn fail(&mut self, id: CallId, tone: ProgressTone, why: &str) {
         let Some(c) = self.calls.get_mut(&id) else { return };
         tracing::debug!(call = id, to = %c.to, why, "call failed");
+        self.cdr.note(id, why);
         c.state = CallState::Failed;
         c.timer = None;
         let a = c.a;
@@ -1019,6 +1031,7 @@ impl Pbx {
                 };
                 self.pri_clear(a, cause);
             }
+            LineKind::R2 { .. } => self.r2_fail(a, tone, why),
             _ => {}
         }
     }
@@ -1213,6 +1226,11 @@ impl Pbx {
             self.leg_gone(a);
             return;
         }
+        if matches!(self.lines[a.index()].kind, LineKind::R2 { .. }) && !self.r2_answer(a) {
+            tracing::warn!(chan = %a, "could not answer the R2 call");
+            self.leg_gone(a);
+            return;
+        }
         if let Some(c) = self.calls.get_mut(&id) {
             if c.fax_until == Some(Tick::MAX) {
                 let ms = match self.lines[a.index()].kind {
@@ -1269,6 +1287,7 @@ impl Pbx {
             } => {
                 if outbound_unanswered && self.features.call_progress {
                     tracing::debug!(call = id, tone = ?t, "the called number is busy");
+                    self.cdr.note(id, "busy");
                     self.counters.calls_busy += 1;
                     self.leg_gone(chan);
                 } else if self.features.hangup_on_busy_tone {
@@ -1283,6 +1302,7 @@ impl Pbx {
                 // unobtainable). Cleared like congestion; the caller hears congestion tone.
                 if outbound_unanswered && self.features.call_progress {
                     tracing::debug!(call = id, "special information tone: number unobtainable");
+                    self.cdr.note(id, "number unobtainable");
                     self.counters.calls_congested += 1;
                     let a = c.a;
                     self.leg_gone(chan);
@@ -1557,18 +1577,12 @@ impl Pbx {
             self.pri_outbound(id, g, number);
             return;
         }
+        if self.r2_group(g) {
+            self.r2_outbound(id, g, number);
+            return;
+        }
         let now = self.now;
-        let n = self.trunk_groups[g].lines.len();
-        let order: Vec<ChannelId> = {
-            let tg = &self.trunk_groups[g];
-            match tg.hunt {
-                TrunkHunt::Ascending => tg.lines.clone(),
-                TrunkHunt::Descending => tg.lines.iter().rev().copied().collect(),
-                TrunkHunt::RoundRobin => {
-                    tg.lines.iter().cycle().skip(tg.next % n.max(1)).take(n).copied().collect()
-                }
-            }
-        };
+        let order = self.hunt_order(g);
         let mut seized = None;
         for chan in order {
             let l = &mut self.lines[chan.index()];
@@ -1683,6 +1697,7 @@ impl Pbx {
                 if c.answered.is_none() {
                     if let Some(trunk) = c.b {
                         tracing::debug!(call = id, "trunk call not answered in time");
+                        self.cdr.note(id, "no answer");
                         self.counters.calls_unanswered += 1;
                         self.leg_gone(trunk);
                     }
@@ -1698,6 +1713,7 @@ impl Pbx {
             self.lines[chan.index()].call = None;
             return;
         };
+        self.cdr_call_ended(&c, chan);
         let now = self.now;
         if c.state == CallState::Connected {
             self.counters.calls_completed += 1;
@@ -1732,6 +1748,7 @@ impl Pbx {
                 LineKind::Bchan { .. } => {
                     self.pri_clear(leg, cardpbx_signalling::q931::Cause::NORMAL_CLEARING)
                 }
+                LineKind::R2 { .. } => self.r2_hangup(leg),
                 LineKind::None => {}
             }
             self.cmd(EngineCommand::SetSource(leg, source));

@@ -12,8 +12,10 @@
 //!
 //! Routes, hunt groups and the dialplan timers are rebuilt. Extensions, `[analog]`, `[system]`,
 //! cards and span line settings are only compared: changes there are reported as needing a
-//! restart. Span trunk groups (PRI, R2) are compared by [`Pbx::reconfigure_span_groups`], which
-//! does not start or stop spans.
+//! restart. Span trunk groups (PRI, R2) that were added, changed or removed are stopped and
+//! started again with their new settings once none of their channels has a call: at once when
+//! they are idle, otherwise when their last call ends (the other spans and groups are not
+//! touched, so their calls go on).
 
 use super::{HuntGroup, LineKind, Pbx, PbxError, Route, TrunkGroup};
 use crate::config::model::{Config, PortKind, TrunkGroupConfig};
@@ -36,8 +38,10 @@ pub struct ReconfigReport {
     /// Lines (`sim0/fxo1`) that finish their current call with the old settings before the
     /// change applies to them.
     pub draining: Vec<String>,
-    /// Span trunk groups (PRI, R2) that were added, changed or removed: their span signalling
-    /// is not started, stopped or changed by a reload in this version (restart the daemon).
+    /// Span trunk groups (PRI, R2) that were added, changed or removed and are in service
+    /// with their new settings (stopped, for removed ones).
+    pub span_groups_applied: Vec<String>,
+    /// Span trunk groups whose change waits for the calls on their channels to end.
     pub span_groups_pending: Vec<String>,
     /// Other parts of the configuration that changed but take effect only after a restart.
     pub restart_needed: Vec<String>,
@@ -66,6 +70,10 @@ pub(super) struct Reconf {
     retired: BTreeSet<usize>,
     /// Draining lines.
     pending: Vec<Pending>,
+    /// Span groups (by name) whose change waits for their calls to end, and the configuration
+    /// to apply then.
+    span_pending: Vec<String>,
+    span_target: Option<Box<Config>>,
 }
 
 impl Reconf {
@@ -76,6 +84,8 @@ impl Reconf {
             running: cfg.clone(),
             retired: BTreeSet::new(),
             pending: Vec::new(),
+            span_pending: Vec::new(),
+            span_target: None,
         }
     }
 }
@@ -150,8 +160,19 @@ impl Pbx {
             wanted.push((ci, chans));
         }
 
-        // 2. Span groups: compared only (the PRI/R2 hook).
-        report.span_groups_pending = self.reconfigure_span_groups(cfg);
+        // 2. Span groups: restarted with their new settings now if idle, else when idle.
+        self.reconf.span_pending.clear();
+        for name in self.reconfigure_span_groups(cfg) {
+            if self.span_group_idle(&name) {
+                self.apply_span_group(&name, cfg);
+                report.span_groups_applied.push(name);
+            } else {
+                report.span_groups_pending.push(name.clone());
+                self.reconf.span_pending.push(name);
+            }
+        }
+        self.reconf.span_target =
+            (!self.reconf.span_pending.is_empty()).then(|| Box::new(cfg.clone()));
 
         // 3. FXO group entries: keep the unchanged, retire the changed and removed, add new.
         let old_fxo = |name: &str| {
@@ -193,7 +214,9 @@ impl Pbx {
             }
         }
         for t in cfg.trunk_groups.iter().filter(|t| t.signalling.uses_spans()) {
-            if !report.span_groups_pending.contains(&t.name) {
+            let moved = report.span_groups_pending.contains(&t.name)
+                || report.span_groups_applied.contains(&t.name);
+            if !moved {
                 report.unchanged.push(t.name.clone());
             }
         }
@@ -284,10 +307,6 @@ impl Pbx {
     /// Span trunk groups (PRI, R2) whose configuration differs between the running
     /// configuration and `new`: added, changed (signalling, switch type, spans, channels, hunt,
     /// presentation, incoming...) or removed, by name.
-    ///
-    /// This is where PRI and R2 span start and stop will hook in. As it stands it only
-    /// compares: it starts, stops and changes nothing, their entries stay as they are, and
-    /// [`Pbx::reconfigure`] reports these groups as pending (a restart applies them).
     fn reconfigure_span_groups(&mut self, new: &crate::config::Config) -> Vec<String> {
         let old = &self.reconf.running.trunk_groups;
         let spans = |list: &[TrunkGroupConfig]| -> Vec<TrunkGroupConfig> {
@@ -315,8 +334,91 @@ impl Pbx {
         names
     }
 
+    /// Whether no channel of the span group `name` (as running) has a call, Q.931 or R2
+    /// signalling in progress.
+    fn span_group_idle(&self, name: &str) -> bool {
+        let Some(e) = self.live_group(name) else { return true };
+        self.trunk_groups[e].lines.iter().all(|c| {
+            let l = &self.lines[c.index()];
+            l.call.is_none()
+                && l.q931.is_none()
+                && match l.kind {
+                    LineKind::R2 { r2 } => !self.r2[r2].ch.state().in_call(),
+                    _ => true,
+                }
+        })
+    }
+
+    /// Stop span group `name` as it runs (its D-channels released, its timeslots out of
+    /// service) and start it as `cfg` has it, if it has it. Only for idle groups.
+    fn apply_span_group(&mut self, name: &str, cfg: &Config) {
+        let now = self.now;
+        if let Some(e) = self.live_group(name) {
+            let chans = self.trunk_groups[e].lines.clone();
+            let mut stopped_pri = BTreeSet::new();
+            for c in chans {
+                match self.lines[c.index()].kind {
+                    LineKind::Bchan { pri, .. } => {
+                        stopped_pri.insert(pri);
+                    }
+                    LineKind::R2 { r2 } => self.r2[r2].span = cardpbx_hal::SpanId(0),
+                    _ => {}
+                }
+                self.lines[c.index()].kind = LineKind::None;
+                self.lines[c.index()].port = self.card.channels[c.index()].name.clone();
+            }
+            for p in stopped_pri {
+                self.pri_retire(p, now);
+            }
+            self.retire(e);
+            tracing::info!(group = name, "span trunk group stopped");
+        }
+        let card_name = self.reconf.card_name.clone();
+        let Some(g) = cfg.trunk_groups.iter().find(|t| t.name == name && t.signalling.uses_spans())
+        else {
+            return;
+        };
+        let e = self.new_entry(TrunkGroup {
+            lines: Vec::new(),
+            pri: g.signalling.is_pri(),
+            ..fxo_group(g, Vec::new())
+        });
+        let mut chans = Vec::new();
+        for p in g.ports.iter().filter(|p| p.card == card_name && p.kind == PortKind::Span) {
+            let span = cardpbx_hal::SpanId(p.index);
+            let set = cfg.spans.iter().find(|s| s.card == card_name && s.span == p.index);
+            let hal = set.map_or_else(
+                || crate::config::model::SpanSettings::defaults(&card_name, p.index).to_hal(),
+                |s| s.to_hal(),
+            );
+            if let Some(st) = self.spans.get_mut(&span) {
+                if let Some(s) = set {
+                    st.framing = crate::json_name(&s.framing);
+                    st.line_code = crate::json_name(&s.line_code);
+                    st.crc4 = s.crc4;
+                }
+            }
+            self.cmd(crate::engine::api::EngineCommand::Hal(
+                cardpbx_hal::HalCommand::ConfigureSpan(span, hal),
+            ));
+            let result = if g.signalling.is_pri() {
+                self.pri_start_span(p, g, e).map(|mut c| chans.append(&mut c))
+            } else {
+                self.r2_start_span(p, g, &mut chans)
+            };
+            if let Err(err) = result {
+                tracing::warn!(group = name, %err, "span trunk group not started");
+            }
+        }
+        self.trunk_groups[e].lines = chans;
+        tracing::info!(group = name, "span trunk group started");
+    }
+
     /// Lines that waited for their call to end: move those whose call is over.
     pub(super) fn settle_draining(&mut self) {
+        if !self.reconf.span_pending.is_empty() {
+            self.settle_span_groups();
+        }
         if self.reconf.pending.is_empty() {
             return;
         }
@@ -333,6 +435,39 @@ impl Pbx {
         }
         if self.reconf.pending.is_empty() {
             self.release_unused_retired();
+        }
+    }
+
+    /// Span groups waiting for their last call: apply those that are idle now, then point the
+    /// routes at the new entries.
+    fn settle_span_groups(&mut self) {
+        let Some(cfg) = self.reconf.span_target.take() else { return };
+        let names = std::mem::take(&mut self.reconf.span_pending);
+        let mut applied = false;
+        for name in names {
+            if self.span_group_idle(&name) {
+                self.apply_span_group(&name, &cfg);
+                applied = true;
+            } else {
+                self.reconf.span_pending.push(name);
+            }
+        }
+        if applied {
+            self.routes = cfg
+                .routes
+                .iter()
+                .filter_map(|r| {
+                    Some(Route {
+                        prefix: r.prefix.clone(),
+                        group: self.live_group(&r.trunk_group)?,
+                        strip: r.strip as usize,
+                        min_digits: r.min_digits as usize,
+                    })
+                })
+                .collect();
+        }
+        if !self.reconf.span_pending.is_empty() {
+            self.reconf.span_target = Some(cfg);
         }
     }
 
@@ -377,7 +512,7 @@ impl Pbx {
         self.lines.iter().any(|l| matches!(l.kind, LineKind::Fxo { group, .. } if group == e))
             || self.reconf.pending.iter().any(|p| p.to.as_ref().is_some_and(|t| t.0 == e))
             || self.routes.iter().any(|r| r.group == e)
-            || self.trunk_groups[e].pri
+            || self.pri.iter().any(|p| p.group == e && p.span.0 != 0)
     }
 
     /// Forget retired entries at the end of the table that nothing refers to any more.

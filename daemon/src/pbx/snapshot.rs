@@ -122,7 +122,7 @@ impl Pbx {
                         None,
                         Some(self.trunk_groups[*group].name.clone()),
                     ),
-                    LineKind::Bchan { .. } | LineKind::None => return None,
+                    LineKind::Bchan { .. } | LineKind::R2 { .. } | LineKind::None => return None,
                 };
                 Some(PortInfo {
                     port: l.port.clone(),

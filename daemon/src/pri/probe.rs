@@ -506,8 +506,17 @@ impl<'a> Probe<'a> {
                     ),
                 );
             }
-            CallEvent::Information { call, digits } => {
+            CallEvent::Information { call, digits, .. } => {
                 self.line(now, &format!("EV information call #{} digits={digits}", call.0));
+            }
+            CallEvent::SetupAck { call, channel } => {
+                // The probe sends its numbers en bloc, so a SETUP ACKNOWLEDGE only means the
+                // peer wants more digits than it got; T304 clears the call if none come.
+                self.line(now, &format!("EV setup acknowledge call #{} ch={channel}", call.0));
+            }
+            CallEvent::DigitTimeout { call } => {
+                // Not reached: the probe never acknowledges a SETUP for overlap receiving.
+                self.line(now, &format!("EV digit timeout call #{}", call.0));
             }
             CallEvent::RestartDone { channel, acknowledged } => {
                 if channel.is_none() {
@@ -586,6 +595,7 @@ impl<'a> Probe<'a> {
                 channel,
                 exclusive: side == Side::Network,
                 calling_restricted: false,
+                overlap: false,
             };
             self.summary.placed += 1;
             match self.ep.call(now, |q, t| q.setup(t, params)) {

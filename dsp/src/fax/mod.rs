@@ -8,13 +8,17 @@
 //! - [`v21`]: V.21 channel 2 FSK modem (300 bit/s, synchronous) carrying those frames.
 //! - [`t30`]: the T.30 procedure (sans-IO state machine, DIS/DCS coding, timers).
 //! - [`session`]: T.30 + V.21 + an image modem on 8 kHz audio.
+//! - [`audio_modem`]: the session's image modem over the real V.27 ter / V.29 modems.
+//! - [`pdf`]: received pages as a PDF with the G3 data under the CCITT fax filter.
 //!
 //! None of this is on the real-time path: it allocates freely.
 
 #![warn(missing_docs)]
 
+pub mod audio_modem;
 pub mod hdlc;
 pub mod modem;
+pub mod pdf;
 pub mod session;
 pub mod t30;
 pub mod t4;

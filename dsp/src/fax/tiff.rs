@@ -1,7 +1,7 @@
 //! TIFF Class F (fax) files: multi-page read (little- and big-endian) and write (little-endian).
 //!
-//! Reading accepts Compression 3 (T.4 MH or MR, `T4Options` bit 0), 4 (T.6 MMR) and 1
-//! (uncompressed), `FillOrder` 1 or 2, `PhotometricInterpretation` 0 or 1, one or many strips.
+//! Reading accepts Compression 3 (T.4 MH or MR, `T4Options` bit 0), 4 (T.6 MMR), 1
+//! (uncompressed) and 32773 (PackBits, as plain bilevel TIFFs often use), `FillOrder` 1 or 2, `PhotometricInterpretation` 0 or 1, one or many strips.
 //! Lines of the T.4 data that do not decode are replaced by the line above and counted in
 //! [`FaxPage::bad_rows`]; a malformed file structure gives a [`TiffError`] that names the
 //! offset or tag. Writing produces Compression 3 with EOLs, one IFD per page
@@ -333,6 +333,32 @@ fn read_ifd(r: &Reader<'_>, offset: u32) -> Result<Ifd, TiffError> {
     Ok(Ifd { entries, next: r.u32_at(body + 2 + 12 * n) })
 }
 
+/// TIFF Compression value of PackBits (Apple's byte-oriented run-length coding).
+pub const PACKBITS: u64 = 32773;
+
+/// Decodes PackBits data, stopping at `limit` bytes of output or the end of the input (a
+/// truncated run gives what it has).
+fn unpack_bits(data: &[u8], limit: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(limit);
+    let mut i = 0;
+    while i < data.len() && out.len() < limit {
+        let n = data[i] as i8;
+        i += 1;
+        if n >= 0 {
+            let end = (i + n as usize + 1).min(data.len());
+            out.extend_from_slice(&data[i..end]);
+            i = end;
+        } else if n != -128 {
+            if let Some(&b) = data.get(i) {
+                out.resize(out.len() + (1 - n as isize) as usize, b);
+            }
+            i += 1;
+        }
+    }
+    out.truncate(limit);
+    out
+}
+
 /// Reads all pages of a TIFF Class F file.
 pub fn read_tiff(data: &[u8]) -> Result<Vec<FaxPage>, TiffError> {
     let mut r = Reader { data, big: false };
@@ -472,7 +498,7 @@ fn read_page(
     let t4opt = one(tag::T4_OPTIONS, 0)?;
     let t6opt = one(tag::T6_OPTIONS, 0)?;
     let coding = match compression {
-        1 => Coding::Mh,
+        1 | PACKBITS => Coding::Mh,
         3 => {
             if t4opt & 2 != 0 {
                 return Err(TiffError::Unsupported {
@@ -548,8 +574,15 @@ fn read_page(
             });
         }
         let bytes = &r.data[off as usize..(off + len) as usize];
+        let unpacked;
+        let bytes = if compression == PACKBITS {
+            unpacked = unpack_bits(bytes, width.div_ceil(8) * rows);
+            &unpacked[..]
+        } else {
+            bytes
+        };
         let decoded = match compression {
-            1 => {
+            1 | PACKBITS => {
                 let stride = width.div_ceil(8);
                 let mut b = Bitmap::new(width, 0);
                 for row in bytes.chunks_exact(stride).take(rows) {
@@ -764,6 +797,61 @@ pub fn write_tiff(pages: &[FaxPage], opts: &WriteOptions) -> Vec<u8> {
         out.extend_from_slice(&extra);
     }
     out
+}
+
+/// Fax resolution across the page (pels per inch at 1728 pels on 215 mm).
+pub const FAX_X_DPI: f64 = 204.0;
+
+/// Converts a page to something a fax machine accepts: 1728 pels wide at 204 dpi, 98
+/// (standard) or 196 (fine) lines per inch. A page already in that shape is returned as is
+/// (to within 1 % of the resolutions). Otherwise it is resampled (nearest neighbour; a
+/// pel is black if any source pel it covers is, so thin lines survive shrinking) to 204 dpi
+/// across and to fine resolution down if it has more than 150 lines per inch (standard
+/// otherwise), shrunk further to fit 1728 pels if it is wider than that, and centred on a
+/// white 1728-pel line if narrower.
+pub fn to_fax_page(page: &FaxPage) -> FaxPage {
+    let inch = |v: f64| if page.resolution_unit == 3 { v * 2.54 } else { v };
+    let (xdpi, ydpi) = (inch(page.x_resolution), inch(page.y_resolution));
+    let xdpi = if xdpi.is_finite() && xdpi > 1.0 { xdpi } else { FAX_X_DPI };
+    let ydpi = if ydpi.is_finite() && ydpi > 1.0 { ydpi } else { 98.0 };
+    let fine = ydpi > 150.0;
+    let ty = if fine { 196.0 } else { 98.0 };
+    let close = |a: f64, b: f64| (a - b).abs() <= 0.01 * b;
+    let src = &page.bitmap;
+    if src.width == t4::WIDTH_A4 && close(xdpi, FAX_X_DPI) && close(ydpi, ty) {
+        let mut p = page.clone();
+        p.x_resolution = FAX_X_DPI;
+        p.y_resolution = ty;
+        p.resolution_unit = 2;
+        return p;
+    }
+    // Scale factors (output pels per input pel).
+    let mut sx = FAX_X_DPI / xdpi;
+    let mut sy = ty / ydpi;
+    if src.width as f64 * sx > t4::WIDTH_A4 as f64 {
+        let shrink = t4::WIDTH_A4 as f64 / (src.width as f64 * sx);
+        sx *= shrink;
+        sy *= shrink;
+    }
+    let w = ((src.width as f64 * sx).round() as usize).clamp(1, t4::WIDTH_A4);
+    let h = ((src.height as f64 * sy).round() as usize).max(1);
+    let left = (t4::WIDTH_A4 - w) / 2;
+    let mut out = Bitmap::new(t4::WIDTH_A4, h);
+    for y in 0..h {
+        let y0 = ((y as f64 / sy) as usize).min(src.height.saturating_sub(1));
+        let y1 = (((y + 1) as f64 / sy).ceil() as usize).clamp(y0 + 1, src.height.max(1));
+        for x in 0..w {
+            let x0 = ((x as f64 / sx) as usize).min(src.width - 1);
+            let x1 = (((x + 1) as f64 / sx).ceil() as usize).clamp(x0 + 1, src.width);
+            let black = (y0..y1).any(|yy| (x0..x1).any(|xx| src.get(xx, yy)));
+            if black {
+                out.set(left + x, y, true);
+            }
+        }
+    }
+    let mut p = FaxPage::new(out, fine);
+    p.page_number = page.page_number;
+    p
 }
 
 /// Fuzz check: parse `data`; if it parses, write it again (MH/LSB-first/several strips and

@@ -28,6 +28,8 @@ const REVERSALS: u32 = 50;
 const CONDITIONING: u32 = 1074;
 const ONES: u32 = 8;
 const TAIL_ONES: u32 = 32;
+/// Scrambler register at the start of the equaliser conditioning (bit 0 = last line bit).
+pub const CONDITIONING_SEED: u32 = 0x3C;
 /// Symbol amplitude (every point has |s|² = 2).
 const R: f32 = std::f32::consts::SQRT_2;
 
@@ -84,7 +86,9 @@ impl V27terTx {
         let seg_ones = seg_cond + CONDITIONING;
         let src = Source {
             rate,
-            scrambler: Scrambler::v27ter().with_state(0x20),
+            // The conditioning pattern depends on the starting state; receivers that train on
+            // the known pattern (SpanDSP's, for one) start from 0x3C, so we do too.
+            scrambler: Scrambler::v27ter().with_state(CONDITIONING_SEED),
             queue: BitQueue::new(cfg.queue_bits),
             step: 0,
             seg_silence,

@@ -297,3 +297,90 @@ proptest! {
         tiff_fuzz_check(&f);
     }
 }
+
+/// PackBits coding for the test: runs of 3+ equal bytes as repeats, the rest as literals.
+fn pack_bits(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        let run = data[i..].iter().take(128).take_while(|&&b| b == data[i]).count();
+        if run >= 3 {
+            out.push((1 - run as i16) as u8);
+            out.push(data[i]);
+            i += run;
+        } else {
+            let start = i;
+            while i < data.len()
+                && i - start < 128
+                && !(i + 2 < data.len() && data[i] == data[i + 1] && data[i] == data[i + 2])
+            {
+                i += 1;
+            }
+            out.push((i - start - 1) as u8);
+            out.extend_from_slice(&data[start..i]);
+        }
+    }
+    out
+}
+
+#[test]
+fn packbits_bilevel_multi_strip() {
+    let b = image(1728, 9, 11);
+    let stride = b.stride();
+    let strips: Vec<Vec<u8>> = b.bits.chunks(stride * 4).map(pack_bits).collect();
+    assert!(strips[0].len() < stride * 4, "PackBits compresses the sparse image");
+    let file = base(false, 1728, 9)
+        .tag(tag::COMPRESSION, 3, &[32773])
+        .tag(tag::ROWS_PER_STRIP, 4, &[4])
+        .build(&strips);
+    let p = read_tiff(&file).unwrap();
+    assert_eq!(p[0].bitmap, b);
+    assert_eq!(p[0].bad_rows, 0);
+    // A no-op (-128) header and a truncated strip: the missing rows are white and bad.
+    let mut short = vec![0x80];
+    short.extend_from_slice(&strips[0][..strips[0].len() / 2]);
+    let file = base(false, 1728, 4)
+        .tag(tag::COMPRESSION, 3, &[32773])
+        .tag(tag::ROWS_PER_STRIP, 4, &[4])
+        .build(&[short]);
+    let p = read_tiff(&file).unwrap();
+    assert_eq!(p[0].bitmap.height, 4);
+    assert!(p[0].bad_rows > 0);
+}
+
+#[test]
+fn to_fax_page_keeps_fax_pages_and_converts_others() {
+    let fax = FaxPage::new(image(1728, 20, 12), true);
+    assert_eq!(to_fax_page(&fax), fax);
+    // A 300 dpi letter-width scan (2550 pels = 8.5 in): shrunk to 1728, fine resolution.
+    let mut scan = FaxPage::new(Bitmap::new(2550, 300), false);
+    (scan.x_resolution, scan.y_resolution) = (300.0, 300.0);
+    for y in 100..103 {
+        for x in 0..2550 {
+            scan.bitmap.set(x, y, true);
+        }
+    }
+    let p = to_fax_page(&scan);
+    assert_eq!(p.bitmap.width, 1728);
+    assert_eq!(p.y_resolution, 196.0);
+    // 300 lines × 196/300, times 1728/1734 (the shrink to fit 1728 pels) = 195.3.
+    assert_eq!(p.bitmap.height, 195);
+    // The 3-line rule is still there, across the whole width.
+    let rows: Vec<usize> = (0..p.bitmap.height).filter(|&y| p.bitmap.get(864, y)).collect();
+    assert!(!rows.is_empty() && rows.len() <= 3, "{rows:?}");
+    assert!(p.bitmap.get(0, rows[0]) && p.bitmap.get(1727, rows[0]));
+    // A narrow 204 × 98 dpi page (1000 pels) is centred on 1728 pels.
+    let mut narrow = FaxPage::new(Bitmap::new(1000, 10), false);
+    for x in 0..1000 {
+        narrow.bitmap.set(x, 5, true);
+    }
+    let p = to_fax_page(&narrow);
+    assert_eq!((p.bitmap.width, p.bitmap.height), (1728, 10));
+    assert!(!p.bitmap.get(363, 5) && p.bitmap.get(364, 5) && p.bitmap.get(1363, 5));
+    assert!(!p.bitmap.get(1364, 5));
+    // Centimetres: 80 × 38.6 pels/cm is 203.2 × 98 dpi: already fax, converted to inches.
+    let mut cm = FaxPage::new(image(1728, 8, 13), false);
+    (cm.x_resolution, cm.y_resolution, cm.resolution_unit) = (80.3, 38.6, 3);
+    let p = to_fax_page(&cm);
+    assert_eq!((p.bitmap.clone(), p.y_resolution, p.resolution_unit), (cm.bitmap, 98.0, 2));
+}

@@ -61,6 +61,10 @@ pub struct Q931Config {
     pub t313_ms: u64,
     /// T316: RESTART sent, waiting for RESTART ACKNOWLEDGE (2 min).
     pub t316_ms: u64,
+    /// T302: overlap receiving, waiting for the next INFORMATION (15 s).
+    pub t302_ms: u64,
+    /// T304: overlap sending, waiting for an answer after the last INFORMATION (30 s).
+    pub t304_ms: u64,
     /// T309: data link lost with active calls, waiting for it to come back.
     pub t309_ms: u64,
     /// B-channel numbers of the interface (E1: timeslots 1-15, 17-31).
@@ -80,6 +84,8 @@ impl Default for Q931Config {
             t310_ms: 30_000,
             t313_ms: 4_000,
             t316_ms: 120_000,
+            t302_ms: 15_000,
+            t304_ms: 30_000,
             t309_ms: 6_000,
             channels: (1..=15).chain(17..=31).collect(),
             restart_on_link_up: true,
@@ -105,6 +111,9 @@ pub struct CallParams {
     pub exclusive: bool,
     /// Ask the network to withhold the calling number (presentation restricted).
     pub calling_restricted: bool,
+    /// Overlap sending: the SETUP carries no Sending complete, and more digits may follow in
+    /// INFORMATION messages ([`Q931Stack::information`]) once SETUP ACKNOWLEDGE arrives.
+    pub overlap: bool,
 }
 
 /// Something the application should know about.
@@ -172,12 +181,28 @@ pub enum CallEvent {
         /// Why it ended: the first clearing cause seen or generated.
         cause: Cause,
     },
-    /// INFORMATION received with digits.
+    /// INFORMATION received with digits (overlap receiving) or Sending complete.
     Information {
         /// The call.
         call: CallHandle,
-        /// Called party digits it carried.
+        /// Called party digits it carried (may be empty).
         digits: String,
+        /// It carried Sending complete: no more digits follow.
+        complete: bool,
+    },
+    /// SETUP ACKNOWLEDGE received for an outgoing call: send more digits with
+    /// [`Q931Stack::information`].
+    SetupAck {
+        /// The call.
+        call: CallHandle,
+        /// Its B-channel.
+        channel: u8,
+    },
+    /// T302 expired in overlap receiving: no more digits came. The application decides:
+    /// proceed with the digits it has, or clear (cause 28, invalid number format).
+    DigitTimeout {
+        /// The call.
+        call: CallHandle,
     },
     /// A RESTART we sent finished.
     RestartDone {
@@ -236,6 +261,8 @@ enum Timer {
     T309,
     T310,
     T313,
+    T302,
+    T304,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,8 +507,8 @@ impl Q931Stack {
             cid,
             calling,
             called,
-        )
-        .with(Ie::SendingComplete);
+        );
+        let msg = if params.overlap { msg } else { msg.with(Ie::SendingComplete) };
         let bytes = msg.to_bytes();
         self.actions.push_back(Q931Action::Send(bytes.clone()));
         let call = Call {
@@ -510,8 +537,52 @@ impl Q931Stack {
     /// # Errors
     /// [`CallError::UnknownCall`], [`CallError::InvalidState`].
     pub fn proceeding(&mut self, _now: Tick, h: CallHandle) -> Result<(), CallError> {
-        self.answer(h, MessageType::CallProceeding, &[CallState::CallPresent])?;
+        let from = [CallState::CallPresent, CallState::OverlapReceiving];
+        self.answer(h, MessageType::CallProceeding, &from)?;
         self.set_state(h, CallState::IncomingProceeding);
+        self.stop_timer(h);
+        Ok(())
+    }
+
+    /// Sends SETUP ACKNOWLEDGE for an incoming call whose number is not complete yet
+    /// (U6 → U25 / N1 → N2) and starts T302; the digits then arrive as
+    /// [`CallEvent::Information`], and T302 expiring gives [`CallEvent::DigitTimeout`].
+    ///
+    /// # Errors
+    /// [`CallError::UnknownCall`], [`CallError::InvalidState`].
+    pub fn setup_ack(&mut self, now: Tick, h: CallHandle) -> Result<(), CallError> {
+        self.answer(h, MessageType::SetupAck, &[CallState::CallPresent])?;
+        self.set_state(h, CallState::OverlapReceiving);
+        self.set_timer(h, Timer::T302, now);
+        Ok(())
+    }
+
+    /// Overlap sending: sends more called-party digits in INFORMATION (with Sending complete
+    /// when `complete`) and restarts T304.
+    ///
+    /// # Errors
+    /// [`CallError::UnknownCall`]; [`CallError::InvalidState`] unless the call is outgoing in
+    /// overlap sending (SETUP ACKNOWLEDGE received).
+    pub fn information(
+        &mut self,
+        now: Tick,
+        h: CallHandle,
+        digits: &str,
+        complete: bool,
+    ) -> Result<(), CallError> {
+        let state = self.calls.get(&h).ok_or(CallError::UnknownCall)?.state;
+        if state != CallState::OverlapSending {
+            return Err(CallError::InvalidState(state));
+        }
+        let mut m = Message::new(self.call_ref(h), MessageType::Information);
+        if complete {
+            m.ies.push(Ie::SendingComplete);
+        }
+        if !digits.is_empty() {
+            m.ies.push(Ie::CalledNumber(CalledNumber::new(0, 1, digits)));
+        }
+        self.send(m);
+        self.set_timer(h, Timer::T304, now);
         Ok(())
     }
 
@@ -520,9 +591,11 @@ impl Q931Stack {
     /// # Errors
     /// [`CallError::UnknownCall`], [`CallError::InvalidState`].
     pub fn alerting(&mut self, _now: Tick, h: CallHandle) -> Result<(), CallError> {
-        let from = [CallState::CallPresent, CallState::IncomingProceeding];
+        let from =
+            [CallState::CallPresent, CallState::OverlapReceiving, CallState::IncomingProceeding];
         self.answer(h, MessageType::Alerting, &from)?;
         self.set_state(h, CallState::CallReceived);
+        self.stop_timer(h);
         Ok(())
     }
 
@@ -532,8 +605,14 @@ impl Q931Stack {
     /// # Errors
     /// [`CallError::UnknownCall`], [`CallError::InvalidState`].
     pub fn connect(&mut self, now: Tick, h: CallHandle) -> Result<(), CallError> {
-        let from = [CallState::CallPresent, CallState::IncomingProceeding, CallState::CallReceived];
+        let from = [
+            CallState::CallPresent,
+            CallState::OverlapReceiving,
+            CallState::IncomingProceeding,
+            CallState::CallReceived,
+        ];
         self.answer(h, MessageType::Connect, &from)?;
+        self.stop_timer(h);
         if self.side == Side::User {
             self.set_state(h, CallState::ConnectRequest);
             self.set_timer(h, Timer::T313, now);
@@ -660,7 +739,8 @@ impl Q931Stack {
                 self.send_call(h, MessageType::ReleaseComplete, Some(Ie::Cause(ie)));
                 self.release_call(h, false);
             }
-            Timer::T310 | Timer::T313 => {
+            Timer::T302 => self.event(CallEvent::DigitTimeout { call: h }),
+            Timer::T310 | Timer::T313 | Timer::T304 => {
                 self.set_cause(h, Cause::RECOVERY_ON_TIMER_EXPIRY);
                 let ie = self.cause_ie(Cause::RECOVERY_ON_TIMER_EXPIRY);
                 self.start_clear(now, h, ie);
@@ -877,14 +957,26 @@ impl Q931Stack {
         let mut reported = false;
         match msg.msg_type {
             M::Setup => {}
-            M::CallProceeding if state == S::CallInitiated => {
+            M::SetupAck if state == S::CallInitiated => {
+                if let Some(channel) = self.confirm_channel(now, h, msg) {
+                    self.set_state(h, S::OverlapSending);
+                    self.set_timer(h, Timer::T304, now);
+                    self.event(CallEvent::SetupAck { call: h, channel });
+                }
+            }
+            M::CallProceeding if matches!(state, S::CallInitiated | S::OverlapSending) => {
                 if let Some(channel) = self.confirm_channel(now, h, msg) {
                     self.set_state(h, S::OutgoingProceeding);
                     self.set_timer(h, Timer::T310, now);
                     self.event(CallEvent::Proceeding { call: h, channel });
                 }
             }
-            M::Alerting if matches!(state, S::CallInitiated | S::OutgoingProceeding) => {
+            M::Alerting
+                if matches!(
+                    state,
+                    S::CallInitiated | S::OverlapSending | S::OutgoingProceeding
+                ) =>
+            {
                 if let Some(channel) = self.confirm_channel(now, h, msg) {
                     self.set_state(h, S::CallDelivered);
                     self.stop_timer(h);
@@ -893,7 +985,10 @@ impl Q931Stack {
                 }
             }
             M::Connect
-                if matches!(state, S::CallInitiated | S::OutgoingProceeding | S::CallDelivered) =>
+                if matches!(
+                    state,
+                    S::CallInitiated | S::OverlapSending | S::OutgoingProceeding | S::CallDelivered
+                ) =>
             {
                 if let Some(channel) = self.confirm_channel(now, h, msg) {
                     self.set_state(h, S::Active);
@@ -949,9 +1044,13 @@ impl Q931Stack {
                 self.send_status(h, ie);
             }
             M::Information => {
-                if let Some(n) = msg.called_number() {
-                    let digits = n.digits.clone();
-                    self.event(CallEvent::Information { call: h, digits });
+                let complete = msg.sending_complete();
+                if state == S::OverlapReceiving {
+                    self.set_timer(h, Timer::T302, now);
+                }
+                let digits = msg.called_number().map(|n| n.digits.clone()).unwrap_or_default();
+                if !digits.is_empty() || complete {
+                    self.event(CallEvent::Information { call: h, digits, complete });
                 }
             }
             M::Notify | M::Facility | M::UserInformation => {}
@@ -1131,6 +1230,8 @@ impl Q931Stack {
             Timer::T309 => self.cfg.t309_ms,
             Timer::T310 => self.cfg.t310_ms,
             Timer::T313 => self.cfg.t313_ms,
+            Timer::T302 => self.cfg.t302_ms,
+            Timer::T304 => self.cfg.t304_ms,
         };
         if let Some(c) = self.calls.get_mut(&h) {
             c.timer = Some((t, now + ms));
@@ -1288,6 +1389,7 @@ pub fn call_fuzz_check(data: &[u8]) {
                     channel,
                     exclusive: arg & 0x40 != 0,
                     calling_restricted: arg & 0x20 != 0,
+                    overlap: arg & 0x10 != 0,
                 };
                 let _ = s.setup(now, params);
             }

@@ -18,6 +18,12 @@ pub enum CallState {
     CallDelivered,
     /// SETUP received, nothing sent yet (U6 / N1).
     CallPresent,
+    /// Outgoing call in overlap sending: SETUP ACKNOWLEDGE received, more digits go in
+    /// INFORMATION messages (U2 / N25), T304 running.
+    OverlapSending,
+    /// Incoming call in overlap receiving: we sent SETUP ACKNOWLEDGE and collect INFORMATION
+    /// digits (U25 / N2), T302 running.
+    OverlapReceiving,
     /// We sent CALL PROCEEDING (U9 / N3).
     IncomingProceeding,
     /// We sent ALERTING (U7 / N4).
@@ -39,6 +45,10 @@ impl CallState {
         match (side, self) {
             (_, S::Null) => 0,
             (Side::User, S::CallInitiated) => 1,
+            (Side::User, S::OverlapSending) => 2,
+            (Side::User, S::OverlapReceiving) => 25,
+            (Side::Network, S::OverlapSending) => 25,
+            (Side::Network, S::OverlapReceiving) => 2,
             (Side::User, S::OutgoingProceeding) => 3,
             (Side::User, S::CallDelivered) => 4,
             (Side::User, S::CallPresent) => 6,

@@ -32,6 +32,7 @@ fn params(called: &str, channel: Option<u8>, exclusive: bool) -> CallParams {
         channel,
         exclusive,
         calling_restricted: false,
+        overlap: false,
     }
 }
 
@@ -669,6 +670,9 @@ fn fuzz_entry_point_smoke() {
 #[derive(Debug, Clone)]
 enum Op {
     Setup(bool, Option<u8>, bool),
+    OverlapSetup(bool),
+    SetupAck(bool, usize),
+    Info(bool, usize, bool),
     Proceed(bool, usize),
     Alert(bool, usize),
     Connect(bool, usize),
@@ -694,6 +698,9 @@ fn op() -> impl Strategy<Value = Op> {
     let ch = proptest::option::of(1u8..=5);
     prop_oneof![
         4 => (side, ch.clone(), any::<bool>()).prop_map(|(s, c, e)| Op::Setup(s, c, e)),
+        1 => side.prop_map(Op::OverlapSetup),
+        1 => (side, idx.clone()).prop_map(|(s, i)| Op::SetupAck(s, i)),
+        2 => (side, idx.clone(), any::<bool>()).prop_map(|(s, i, c)| Op::Info(s, i, c)),
         2 => (side, idx.clone()).prop_map(|(s, i)| Op::Proceed(s, i)),
         2 => (side, idx.clone()).prop_map(|(s, i)| Op::Alert(s, i)),
         3 => (side, idx.clone()).prop_map(|(s, i)| Op::Connect(s, i)),
@@ -723,6 +730,9 @@ proptest! {
             };
             match op {
                 Op::Setup(u, c, e) => drop(st(&mut p, u).setup(now, params("1", c, e))),
+                Op::OverlapSetup(u) => drop(st(&mut p, u).setup(now, overlap_params("1"))),
+                Op::SetupAck(u, i) => { let s = st(&mut p, u); let h = pick(s, i); { let _ = s.setup_ack(now, h); } }
+                Op::Info(u, i, c) => { let s = st(&mut p, u); let h = pick(s, i); { let _ = s.information(now, h, "7", c); } }
                 Op::Proceed(u, i) => { let s = st(&mut p, u); let h = pick(s, i); { let _ = s.proceeding(now, h); } }
                 Op::Alert(u, i) => { let s = st(&mut p, u); let h = pick(s, i); { let _ = s.alerting(now, h); } }
                 Op::Connect(u, i) => { let s = st(&mut p, u); let h = pick(s, i); { let _ = s.connect(now, h); } }
@@ -804,7 +814,11 @@ fn progress_stops_t310_and_information_is_reported() {
         .with(Ie::CalledNumber(CalledNumber::new(0, 1, "42")));
     p.n.receive(0, &info.to_bytes());
     p.pump();
-    assert!(p.ne.contains(&CallEvent::Information { call: nh, digits: "42".into() }));
+    assert!(p.ne.contains(&CallEvent::Information {
+        call: nh,
+        digits: "42".into(),
+        complete: false
+    }));
     assert_eq!(p.u.alerting(0, h), Err(CallError::InvalidState(CallState::OutgoingProceeding)));
     assert_eq!(p.u.connect(0, CallHandle(999)), Err(CallError::UnknownCall));
     // A STATUS with a non-null state for an unknown call reference: RELEASE COMPLETE 81.
@@ -860,4 +874,104 @@ fn first_answer_without_a_channel_is_refused_with_the_right_cause() {
         assert_eq!(c.diagnostics, vec![0x18]);
         assert_eq!(q.call_state(h), CallState::ReleaseRequest);
     }
+}
+
+fn overlap_params(called: &str) -> CallParams {
+    CallParams { overlap: true, ..params(called, None, false) }
+}
+
+#[test]
+fn overlap_sending_collects_digits_until_sending_complete() {
+    let mut p = Pair::new();
+    let h = p.u.setup(0, overlap_params("12")).unwrap();
+    p.pump();
+    assert!(!p.us[0].sending_complete(), "an overlap SETUP has no Sending complete");
+    let nh = p.incoming_n();
+    assert!(matches!(
+        p.ne.last(),
+        Some(CallEvent::Incoming { sending_complete: false, called, .. }) if called == "12"
+    ));
+    p.n.setup_ack(0, nh).unwrap();
+    p.pump();
+    assert_eq!(types(&p.ns), vec![MessageType::SetupAck]);
+    assert_eq!(p.n.call_state(nh), CallState::OverlapReceiving);
+    assert_eq!(p.n.call_state(nh).q931_value(Side::Network), 2);
+    assert_eq!(p.u.call_state(h), CallState::OverlapSending);
+    assert_eq!(p.u.call_state(h).q931_value(Side::User), 2);
+    let ch = p.n.call_channel(nh).unwrap();
+    assert!(p.ue.contains(&CallEvent::SetupAck { call: h, channel: ch }));
+    p.u.information(0, h, "34", false).unwrap();
+    p.u.information(0, h, "5", true).unwrap();
+    p.pump();
+    assert!(p.ne.contains(&CallEvent::Information {
+        call: nh,
+        digits: "34".into(),
+        complete: false
+    }));
+    assert!(p.ne.contains(&CallEvent::Information {
+        call: nh,
+        digits: "5".into(),
+        complete: true
+    }));
+    p.n.proceeding(0, nh).unwrap();
+    p.n.connect(0, nh).unwrap();
+    p.pump();
+    assert_eq!(p.u.call_state(h), CallState::Active);
+    assert_eq!(p.n.call_state(nh), CallState::Active);
+    // No timer left from the overlap phase.
+    p.advance(60_000);
+    assert_eq!(p.u.call_state(h), CallState::Active);
+}
+
+#[test]
+fn t302_expiry_reports_a_digit_timeout_and_is_restarted_by_each_information() {
+    let mut p = Pair::new();
+    let h = p.u.setup(0, overlap_params("1")).unwrap();
+    p.pump();
+    let nh = p.incoming_n();
+    p.n.setup_ack(0, nh).unwrap();
+    p.pump();
+    p.advance(10_000);
+    p.u.information(p.now, h, "2", false).unwrap();
+    p.pump();
+    p.advance(10_000);
+    assert!(!p.ne.contains(&CallEvent::DigitTimeout { call: nh }), "T302 restarted by INFORMATION");
+    p.advance(5_001);
+    assert!(p.ne.contains(&CallEvent::DigitTimeout { call: nh }));
+    // The application decides: here the number is incomplete, cause 28.
+    p.n.disconnect(p.now, nh, Cause(28)).unwrap();
+    p.pump();
+    assert_eq!(released(&p.ue, h), Some(Cause(28)));
+}
+
+#[test]
+fn t304_expiry_clears_the_overlap_call_with_cause_102() {
+    let mut p = Pair::new();
+    p.u.setup(0, overlap_params("1")).unwrap();
+    p.pump();
+    let nh = p.incoming_n();
+    p.n.setup_ack(0, nh).unwrap();
+    p.pump();
+    // The network goes quiet (keeps collecting); T304 (30 s) runs out first on the user side
+    // when T302 is longer.
+    p.n2u = false;
+    p.u2n = false;
+    p.advance(30_001);
+    assert!(types(&p.us).contains(&MessageType::Disconnect));
+    let d = p.us.iter().find(|m| m.msg_type == MessageType::Disconnect).unwrap();
+    assert_eq!(d.cause().unwrap().cause, Cause::RECOVERY_ON_TIMER_EXPIRY);
+}
+
+#[test]
+fn information_is_refused_outside_overlap_sending() {
+    let mut p = Pair::new();
+    let h = p.u.setup(0, params("123", None, false)).unwrap();
+    p.pump();
+    assert_eq!(
+        p.u.information(0, h, "4", true),
+        Err(CallError::InvalidState(CallState::CallInitiated))
+    );
+    let nh = p.incoming_n();
+    p.n.proceeding(0, nh).unwrap();
+    assert_eq!(p.n.setup_ack(0, nh), Err(CallError::InvalidState(CallState::IncomingProceeding)));
 }
