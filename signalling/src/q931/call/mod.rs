@@ -1403,6 +1403,8 @@ pub fn call_fuzz_check(data: &[u8]) {
             9 => s.link_down(now),
             10 => s.link_up(now),
             11 => drop(s.progress(now, h)),
+            12 => drop(s.setup_ack(now, h)),
+            13 => drop(s.information(now, h, "5", arg & 1 != 0)),
             _ => {}
         }
         // Deliver everything produced so far, dropping messages when op bit 5 is set.
