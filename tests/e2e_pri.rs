@@ -420,3 +420,150 @@ fn reload_removes_a_span_group() {
     // The exchange loses its data link (nobody answers on the D-channel any more).
     assert!(p.run_until(30_000, |s| !s.card().pri_link_up(2)).unwrap());
 }
+
+// ----- Q.931 timers on the simulator: the exchange goes deaf or silent -----
+
+/// Dial out and return the tick at which the SETUP left (the call is out-dialling).
+fn dial_out_until_setup(p: &mut Stepped<SimCard>, digits: &str) -> u64 {
+    dial_out(p, 1, digits);
+    let ok = p
+        .run_until(8000, |s| {
+            s.pbx()
+                .calls()
+                .first()
+                .is_some_and(|c| c.b_port.as_deref().unwrap_or("").contains("span1"))
+        })
+        .unwrap();
+    assert!(ok, "the call went out on the span");
+    p.now()
+}
+
+fn hears(p: &Stepped<SimCard>, port: u32, tone: ProgressTone) -> bool {
+    p.card().phone(port).unwrap().hears().tone == Some(tone)
+}
+
+#[test]
+fn t303_no_answer_to_setup_is_retried_once_then_the_caller_hears_congestion() {
+    let mut p = pbx();
+    p.card_mut().pri_set_deaf(1, true).unwrap();
+    let sent = dial_out_until_setup(&mut p, "0123");
+    // T303 (4 s) runs twice: SETUP, SETUP again, then the call is given up.
+    p.run_ms(7_500 - (p.now() - sent)).unwrap();
+    assert!(!hears(&p, 1, ProgressTone::Congestion), "still waiting at 7.5 s");
+    assert_eq!(p.pbx().active_calls(), 1);
+    let ok = p.run_until(2_500, |s| hears(s, 1, ProgressTone::Congestion)).unwrap();
+    assert!(ok, "congestion after 2 x T303");
+    assert_eq!(p.pbx().pri_span_info(SpanId(1)).unwrap().bearers_in_use, 0);
+}
+
+#[test]
+fn t310_proceeding_without_alerting_clears_after_30_s() {
+    let mut p = pbx_with("pri_cpe", |sc| sc.exchange.silent_numbers = vec!["4444".into()]);
+    let sent = dial_out_until_setup(&mut p, "04444");
+    p.run_ms(29_000 - (p.now() - sent)).unwrap();
+    assert!(!hears(&p, 1, ProgressTone::Congestion), "T310 still runs");
+    let ok = p.run_until(4_000, |s| hears(s, 1, ProgressTone::Congestion)).unwrap();
+    assert!(ok, "T310 expired: the call is cleared");
+    assert!(
+        p.card().pri_calls(1).iter().any(|c| c.cause == Some(102)),
+        "{:?}",
+        p.card().pri_calls(1)
+    );
+}
+
+#[test]
+fn t313_connect_without_acknowledge_clears_the_answered_call() {
+    let mut p = pbx();
+    p.card_mut().pri_call_in(1, Some("5"), "2002").unwrap();
+    assert!(p.run_until(2000, |s| s.card().phone(2).unwrap().is_ringing()).unwrap());
+    p.card_mut().pri_set_deaf(1, true).unwrap();
+    assert!(phone(&mut p, 2).off_hook());
+    // CONNECT goes out; no CONNECT ACKNOWLEDGE within T313 (4 s): we clear.
+    p.run_ms(3_500).unwrap();
+    assert_eq!(p.pbx().active_calls(), 1);
+    let ok = p.run_until(3_000, |s| hears(s, 2, ProgressTone::Busy)).unwrap();
+    assert!(ok, "the extension hears busy tone when T313 clears the call");
+}
+
+#[test]
+fn t305_and_t308_release_a_call_the_network_no_longer_answers() {
+    let mut p = pbx();
+    p.card_mut().pri_call_in(1, Some("5"), "2002").unwrap();
+    assert!(p.run_until(2000, |s| s.card().phone(2).unwrap().is_ringing()).unwrap());
+    assert!(phone(&mut p, 2).off_hook());
+    p.run_ms(1000).unwrap();
+    p.card_mut().pri_set_deaf(1, true).unwrap();
+    assert!(phone(&mut p, 2).on_hook());
+    // DISCONNECT unanswered: T305 (30 s) then RELEASE, T308 (4 s) twice, then the channel is
+    // free again.
+    // (The hang-up is recognised 0.6 s after the handset goes down: longer than a flash.)
+    p.run_ms(29_000).unwrap();
+    assert_eq!(p.pbx().pri_span_info(SpanId(1)).unwrap().bearers_in_use, 1, "T305 runs");
+    p.run_ms(5_000).unwrap();
+    assert_eq!(p.pbx().pri_span_info(SpanId(1)).unwrap().bearers_in_use, 1, "T308 runs");
+    p.run_ms(5_500).unwrap();
+    assert_eq!(p.pbx().pri_span_info(SpanId(1)).unwrap().bearers_in_use, 0, "released");
+}
+
+#[test]
+fn t316_unacknowledged_restart_returns_the_channels_after_two_attempts() {
+    let text = config("pri_cpe");
+    let cfg = Config::parse_str(&text, "e2e-pri.toml").unwrap();
+    let sc = sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual));
+    let mut card = SimCard::new(sc).unwrap();
+    card.pri_set_deaf(1, true).unwrap();
+    let mut p = Stepped::new(card, &cfg, "sim0").unwrap();
+    assert!(p.run_until(5000, |s| s.card().pri_link_up(1)).unwrap());
+    // The RESTART on link up is never acknowledged: the channels stay out of service for
+    // 2 x T316 (2 x 120 s); a call meanwhile finds no channel.
+    p.run_ms(2000).unwrap();
+    dial_out(&mut p, 1, "0123");
+    let ok = p.run_until(8000, |s| hears(s, 1, ProgressTone::Congestion)).unwrap();
+    assert!(ok, "no channel while the restart is pending");
+    assert!(phone(&mut p, 1).on_hook());
+    p.run_ms(240_000).unwrap();
+    // Channels are back: the next SETUP goes out (and is not answered, the exchange is deaf).
+    dial_out_until_setup(&mut p, "0124");
+}
+
+#[test]
+fn glare_both_ends_seize_the_same_channel_and_the_network_wins() {
+    // We hunt from timeslot 31 down, as the exchange does: both pick 31 at once.
+    let mut p = pbx_with("pri_cpe", |_| {});
+    let text = config("pri_cpe")
+        .replace("incoming = \"2003\"", "incoming = \"2003\"\nhunt = \"descending\"");
+    let cfg = Config::parse_str(&text, "e2e-pri.toml").unwrap();
+    let sc = sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual));
+    let mut card = SimCard::new(sc).unwrap();
+    card.set_dchannel_delay(1, 40).unwrap();
+    p = {
+        drop(p);
+        Stepped::new(card, &cfg, "sim0").unwrap()
+    };
+    assert!(p.run_until(5000, |s| s.card().pri_link_up(1)).unwrap());
+    p.run_ms(1000).unwrap();
+    dial_out(&mut p, 1, "0123");
+    // The moment our SETUP leaves, the exchange places its own call: the SETUPs cross.
+    let ok = p
+        .run_until(8000, |s| !s.pbx().calls().is_empty() && s.pbx().calls()[0].b_port.is_some())
+        .unwrap();
+    assert!(ok);
+    let h = p.card_mut().pri_call_in(1, Some("9"), "2002").unwrap();
+    let ok = p
+        .run_until(5000, |s| {
+            let c = s.card().pri_calls(1);
+            c.len() == 2
+                && c.iter().all(|c| c.answered || c.direction == RemoteDirection::ToPbx)
+                && s.card().phone(2).unwrap().is_ringing()
+        })
+        .unwrap();
+    assert!(ok, "both calls go on: {:#?}", p.card().pri_calls(1));
+    let calls = p.card().pri_calls(1);
+    let theirs = calls.iter().find(|c| c.handle == h).unwrap();
+    let ours = calls.iter().find(|c| c.handle != h).unwrap();
+    assert_eq!(theirs.ts, Some(31), "the network keeps the channel it chose");
+    assert_ne!(ours.ts, Some(31), "our call moved to another channel");
+    let ts = ours.ts.expect("our call has a channel");
+    // The caller talks on the channel the network gave the call.
+    assert_talking(&mut p, 1, ts, 1000);
+}

@@ -66,6 +66,7 @@ pub struct PriEndpoint {
     retry_at: Option<u64>,
     link_ups: u64,
     link_downs: u64,
+    deaf: bool,
 }
 
 fn role(side: Side) -> Role {
@@ -87,7 +88,14 @@ impl PriEndpoint {
             retry_at: None,
             link_ups: 0,
             link_downs: 0,
+            deaf: false,
         }
+    }
+
+    /// Fault injection: while deaf, layer 3 ignores every message the data link delivers
+    /// (LAPD still acknowledges them), so the far end's Q.931 timers run out.
+    pub fn set_deaf(&mut self, deaf: bool) {
+        self.deaf = deaf;
     }
 
     /// The settings.
@@ -225,7 +233,11 @@ impl PriEndpoint {
                             self.retry_at = Some(now + self.cfg.reestablish_ms);
                         }
                     }
-                    LinkAction::Data(info) => self.q931.receive(now, &info),
+                    LinkAction::Data(info) => {
+                        if !self.deaf {
+                            self.q931.receive(now, &info);
+                        }
+                    }
                     // Broadcast call offering is a BRI point-to-multipoint feature; a PRI
                     // network side never uses it, so UI information is not for us.
                     LinkAction::UiData(_) => {}

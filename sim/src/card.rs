@@ -187,6 +187,8 @@ impl SimCard {
                 cut: false,
                 up: false,
                 dropped: 0,
+                delay_ms: 0,
+                in_flight: std::collections::VecDeque::new(),
             });
             span_infos.push(SpanInfo {
                 id: SpanId(s),
@@ -427,6 +429,31 @@ impl SimCard {
     /// The audio path check of the remote party on bearer `ts` of `span`.
     pub fn pri_audio_check(&self, span: u32, ts: u8) -> Option<AudioCheck> {
         self.exchange_ref(span).and_then(|x| x.audio_check(ts))
+    }
+
+    /// Fault injection: the exchange on `span` keeps its data link up but its call control
+    /// ignores every message from the PBX (`true`), so the PBX's Q.931 timers run out.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] without an exchange on that span.
+    pub fn pri_set_deaf(&mut self, span: u32, deaf: bool) -> Result<()> {
+        self.exchange_mut(span)?.set_deaf(deaf);
+        Ok(())
+    }
+
+    /// Fault injection: the simulated exchange's D-channel frames on `span` take `ms` each way
+    /// (a long or slow link), so that messages from both ends can cross.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for an unknown span.
+    pub fn set_dchannel_delay(&mut self, span: u32, ms: u64) -> Result<()> {
+        let name = &self.info.name;
+        let f = self
+            .fars
+            .get_mut((span as usize).wrapping_sub(1))
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{name}: no span {span}")))?;
+        f.delay_ms = ms;
+        Ok(())
     }
 
     /// Fault injection: cut (`true`) or restore the D-channel of `span` without an alarm;

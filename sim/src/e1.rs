@@ -47,6 +47,9 @@ pub struct ExchangeConfig {
     pub busy_numbers: Vec<String>,
     /// Called numbers that do not exist (cleared with cause 1).
     pub unallocated_numbers: Vec<String>,
+    /// Called numbers whose calls get CALL PROCEEDING and then nothing more (a far end that
+    /// never rings).
+    pub silent_numbers: Vec<String>,
     /// Remote parties hang up this long after a call is answered (`None`: they stay).
     pub hold_ms: Option<u32>,
     /// Level of the remote parties' signatures, dBm0.
@@ -59,6 +62,7 @@ impl Default for ExchangeConfig {
             answer_delay_ms: 2000,
             busy_numbers: Vec::new(),
             unallocated_numbers: Vec::new(),
+            silent_numbers: Vec::new(),
             hold_ms: None,
             signature_level_dbm0: -15.0,
         }
@@ -190,6 +194,11 @@ impl Exchange {
         &self.dialed
     }
 
+    /// Fault injection: the exchange's call control stops hearing the PBX.
+    pub(crate) fn set_deaf(&mut self, deaf: bool) {
+        self.ep.set_deaf(deaf);
+    }
+
     pub(crate) fn receive(&mut self, now: Tick, frame: &[u8]) {
         self.counters.frames_in += 1;
         self.ep.receive_frame(now, frame);
@@ -248,6 +257,7 @@ impl Exchange {
                 if self.dialed.len() < HISTORY {
                     self.dialed.push(called.clone());
                 }
+                let silent = self.cfg.silent_numbers.contains(&called);
                 let cause = if self.cfg.busy_numbers.contains(&called) {
                     Some(Cause::USER_BUSY)
                 } else if self.cfg.unallocated_numbers.contains(&called) {
@@ -270,6 +280,9 @@ impl Exchange {
                 );
                 self.bearers[channel as usize].call = Some(call);
                 let _ = self.ep.call(now, |q, t| q.proceeding(t, call));
+                if silent {
+                    return;
+                }
                 match cause {
                     Some(cause) => {
                         let _ = self.ep.call(now, |q, t| q.disconnect(t, call, cause));
@@ -465,6 +478,10 @@ pub(crate) struct SpanFar {
     pub(crate) up: bool,
     /// Frames the PBX sent with nobody to take them.
     pub(crate) dropped: u64,
+    /// Fault injection: the exchange's D-channel frames take this long each way, ms.
+    pub(crate) delay_ms: u64,
+    /// Frames on their way (delay): (due tick, towards the exchange, frame).
+    pub(crate) in_flight: std::collections::VecDeque<(Tick, bool, HdlcFrame)>,
 }
 
 impl SpanFar {
@@ -474,7 +491,9 @@ impl SpanFar {
             self.dropped += 1;
             return;
         }
-        if let Some(x) = self.exchange.as_mut() {
+        if self.exchange.is_some() && self.delay_ms > 0 {
+            self.in_flight.push_back((now + self.delay_ms, true, *frame));
+        } else if let Some(x) = self.exchange.as_mut() {
             x.receive(now, frame.as_bytes());
         } else if let Some(sock) = self.sock.as_mut() {
             match sock.send(frame.as_bytes()) {
@@ -514,11 +533,27 @@ impl SpanFar {
                 }
             }
         }
+        // Delayed frames due now (in order: the delay is the same for every frame).
+        while self.in_flight.front().is_some_and(|(due, _, _)| *due <= now) {
+            let (_, to_exchange, frame) = self.in_flight.pop_front().expect("checked");
+            if !deliver {
+                continue;
+            }
+            match self.exchange.as_mut() {
+                Some(x) if to_exchange => x.receive(now, frame.as_bytes()),
+                _ => events.push(HalEvent::HdlcFrame(dchan, frame)),
+            }
+        }
+        let (delay, in_flight) = (self.delay_ms, &mut self.in_flight);
         if let Some(x) = self.exchange.as_mut() {
             x.step(now, |f| {
                 if deliver {
                     if let Some(frame) = HdlcFrame::new(f) {
-                        events.push(HalEvent::HdlcFrame(dchan, frame));
+                        if delay > 0 {
+                            in_flight.push_back((now + delay, false, frame));
+                        } else {
+                            events.push(HalEvent::HdlcFrame(dchan, frame));
+                        }
                     }
                 }
             });

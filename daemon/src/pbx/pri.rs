@@ -347,11 +347,47 @@ impl Pbx {
         }
     }
 
+    /// The call control call of Q.931 call `h` and its bearer, which is the channel the stack
+    /// holds for `h` now: when the network moved our outgoing call to another channel (glare),
+    /// the call follows it.
     fn pri_call(&mut self, i: usize, h: CallHandle) -> Option<(CallId, ChannelId)> {
         let id = *self.pri[i].calls.get(&h)?;
         let ts = self.pri[i].ep.q931().call_channel(h)?;
         let chan = *self.pri[i].bchans.get(&ts)?;
+        if self.lines[chan.index()].q931 != Some(h) {
+            let old = self.pri[i]
+                .bchans
+                .values()
+                .copied()
+                .find(|c| self.lines[c.index()].q931 == Some(h));
+            if let Some(old) = old {
+                self.pri_detach(old);
+            }
+            let l = &mut self.lines[chan.index()];
+            if l.call.is_some() || l.q931.is_some() {
+                return None;
+            }
+            l.call = Some(id);
+            l.q931 = Some(h);
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.b = Some(chan);
+            }
+            tracing::debug!(call = id, %chan, "PRI call moved to the channel the network gave it");
+        }
         Some((id, chan))
+    }
+
+    /// Take the Q.931 call off bearer `chan` (the stack gave the channel to another call); the
+    /// call keeps going without a bearer until the network names its new one.
+    fn pri_detach(&mut self, chan: ChannelId) {
+        let l = &mut self.lines[chan.index()];
+        let id = l.call.take();
+        l.q931 = None;
+        if let Some(c) = id.and_then(|id| self.calls.get_mut(&id)) {
+            if c.b == Some(chan) {
+                c.b = None;
+            }
+        }
     }
 
     fn pri_event(&mut self, i: usize, e: CallEvent) {
@@ -376,6 +412,10 @@ impl Pbx {
                 if self.calls.get(&id).is_some_and(|c| c.state == CallState::Dialing) {
                     self.pri_route_did(i, call, id);
                 }
+            }
+            CallEvent::Proceeding { call, .. } | CallEvent::SetupAck { call, .. } => {
+                // Only to follow a channel the network changed.
+                let _ = self.pri_call(i, call);
             }
             CallEvent::Alerting { call, inband, .. } | CallEvent::Progress { call, inband } => {
                 let Some((id, b)) = self.pri_call(i, call) else { return };
@@ -433,6 +473,15 @@ impl Pbx {
             matches!(self.lines[l.index()].kind, LineKind::Bchan { .. })
                 && self.lines[l.index()].q931 == Some(h)
         }) else {
+            // An outgoing call waiting for its new channel after glare: the caller hears why.
+            if c.direction == Direction::Outbound && c.answered.is_none() && c.b.is_none() {
+                let tone = if cause == Cause::USER_BUSY {
+                    ProgressTone::Busy
+                } else {
+                    ProgressTone::Congestion
+                };
+                self.fail(id, tone, "the network cleared the call");
+            }
             return;
         };
         if c.direction == Direction::Outbound && c.answered.is_none() && c.b == Some(b) {
@@ -454,6 +503,14 @@ impl Pbx {
     ) {
         let now = self.now;
         let chan = self.pri[i].bchans.get(&ts).copied();
+        // Glare: the network took the channel our unanswered outgoing call had asked for (the
+        // stack has already moved that call off it); the outgoing call waits for its new one.
+        if let Some(c) = chan {
+            let held = self.lines[c.index()].q931;
+            if held.is_some_and(|o| self.pri[i].ep.q931().call_channel(o) != Some(ts)) {
+                self.pri_detach(c);
+            }
+        }
         let Some(chan) = chan.filter(|c| {
             let l = &self.lines[c.index()];
             l.call.is_none() && l.q931.is_none()

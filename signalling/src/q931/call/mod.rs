@@ -167,7 +167,8 @@ pub enum CallEvent {
         /// The call.
         call: CallHandle,
     },
-    /// The far end sent DISCONNECT; the stack is releasing the call.
+    /// The far end sent DISCONNECT, or a timer (T304, T310, T313) made this stack clear the
+    /// call; either way the stack is releasing it and the application should stop using it.
     Disconnected {
         /// The call.
         call: CallHandle,
@@ -744,6 +745,11 @@ impl Q931Stack {
                 self.set_cause(h, Cause::RECOVERY_ON_TIMER_EXPIRY);
                 let ie = self.cause_ie(Cause::RECOVERY_ON_TIMER_EXPIRY);
                 self.start_clear(now, h, ie);
+                // The application must stop using the call now, not when RELEASE comes back.
+                self.event(CallEvent::Disconnected {
+                    call: h,
+                    cause: Cause::RECOVERY_ON_TIMER_EXPIRY,
+                });
             }
             Timer::T305 => {
                 let ie = call
