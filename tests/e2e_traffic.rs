@@ -26,6 +26,7 @@ fn demo_traffic_completes_without_failures_or_audio_errors() {
         let (t, pbx, active) = run_traffic(10, seed);
         eprintln!("seed {seed}: traffic {t:?}\npbx {pbx:?}");
         assert!(t.attempted >= 60, "seed {seed}: enough calls were attempted: {t:?}");
+        assert!(t.pri_attempted >= 10, "seed {seed}: calls went over the PRI span: {t:?}");
         assert_eq!(t.failed, 0, "seed {seed}: no call failed: {t:?}");
         assert_eq!(t.audio_path_errors, 0, "seed {seed}: no audio path errors: {t:?}");
         assert_eq!(t.completed + t.in_progress, t.attempted, "seed {seed}: {t:?}");

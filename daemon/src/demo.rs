@@ -91,15 +91,67 @@ pub fn traffic_for(cfg: &Config) -> anyhow::Result<TrafficConfig> {
         inbound_target_ports = targets;
         break;
     }
-    let outgoing_prefix = cfg.routes.first().map(|r| r.prefix.clone());
+    let group_of = |r: &&crate::config::model::RouteConfig| {
+        cfg.trunk_groups.iter().find(|g| g.name == r.trunk_group)
+    };
+    let outgoing_prefix = cfg
+        .routes
+        .iter()
+        .find(|r| group_of(r).is_some_and(|g| !g.signalling.uses_spans()))
+        .map(|r| r.prefix.clone());
+    // PRI: spans of PRI groups on this card; the exchange calls the group's incoming target
+    // when it is the one inbound FXO calls ring, and phones dial out by the first PRI route.
+    let pri_groups: Vec<&crate::config::model::TrunkGroupConfig> =
+        cfg.trunk_groups.iter().filter(|g| g.signalling.is_pri()).collect();
+    let pri_spans: Vec<u32> = pri_groups
+        .iter()
+        .flat_map(|g| g.ports.iter())
+        .filter(|p| p.card == card.name && p.kind == PortKind::Span)
+        .map(|p| p.index)
+        .collect();
+    let pri_inbound_number = pri_groups
+        .iter()
+        .filter_map(|g| g.incoming.clone())
+        .find(|t| {
+            let ports: Vec<u32> = match cfg.hunt_groups.iter().find(|h| &h.number == t) {
+                Some(h) => h.members.iter().filter_map(|m| fxs_port(m)).collect(),
+                None => fxs_port(t).into_iter().collect(),
+            };
+            !ports.is_empty() && (inbound_target_ports.is_empty() || ports == inbound_target_ports)
+        })
+        .unwrap_or_default();
+    if inbound_target_ports.is_empty() && !pri_inbound_number.is_empty() {
+        inbound_target_ports = match cfg.hunt_groups.iter().find(|h| h.number == pri_inbound_number)
+        {
+            Some(h) => h.members.iter().filter_map(|m| fxs_port(m)).collect(),
+            None => fxs_port(&pri_inbound_number).into_iter().collect(),
+        };
+    }
+    let pri_outgoing_prefix = cfg
+        .routes
+        .iter()
+        .find(|r| group_of(r).is_some_and(|g| g.signalling.is_pri()))
+        .map(|r| r.prefix.clone());
     // Internal calls between phones outside the hunt group set up in parallel; trunk calls
     // one at a time (the simulator cannot tell whose ringing is whose), so weigh internal ones.
-    let mut mix = cardpbx_sim::CallMix { internal: 3, inbound: 1, outbound: 1 };
+    let mut mix = cardpbx_sim::CallMix {
+        internal: 3,
+        inbound: 1,
+        outbound: 1,
+        pri_inbound: 1,
+        pri_outbound: 1,
+    };
     if inbound_fxo_ports.is_empty() {
         mix.inbound = 0;
     }
     if outgoing_prefix.is_none() {
         mix.outbound = 0;
+    }
+    if pri_spans.is_empty() || pri_inbound_number.is_empty() {
+        mix.pri_inbound = 0;
+    }
+    if pri_spans.is_empty() || pri_outgoing_prefix.is_none() {
+        mix.pri_outbound = 0;
     }
     Ok(TrafficConfig {
         extensions,
@@ -107,6 +159,9 @@ pub fn traffic_for(cfg: &Config) -> anyhow::Result<TrafficConfig> {
         inbound_target_ports,
         outgoing_prefix,
         external_number: "87654321".into(),
+        pri_spans,
+        pri_inbound_number,
+        pri_outgoing_prefix,
         mean_interarrival_ms: 1000,
         mean_hold_ms: 5000,
         answer_delay_ms: (500, 2500),

@@ -15,8 +15,9 @@
 //! the last page.
 //!
 //! The last line on stdout is `fax summary: role=send|recv status=<status> pages=<n>
-//! bit_rate=<bps>`; `pages` counts pages confirmed (send) or received (recv), `bit_rate` is
-//! the rate of the last DCS (0 if none). The exit status is 0 only on success.
+//! bit_rate=<bps> ecm=<0|1>`; `pages` counts pages confirmed (send) or received (recv),
+//! `bit_rate` is the rate of the last DCS (0 if none), `ecm` whether that DCS chose error
+//! correction mode (offered with `--ecm`). The exit status is 0 only on success.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -51,12 +52,54 @@ const LEVEL_DBM0: f32 = -13.0;
 pub enum FaxCmd {
     /// Send a TIFF (class F, or any bilevel TIFF: converted to 1728 pels at fax resolution)
     /// as the calling terminal, over raw s16le 8 kHz audio streams.
+    ///
+    /// With `--to NUMBER` instead of `--in/--out`, the running daemon sends it: it places a
+    /// call through a trunk group (the route the number matches, or `--group`), retrying on
+    /// busy, no answer or a failed fax; the result goes to the store (`cardpbx fax list`).
     Send {
         /// The document: multi-page TIFF.
         file: PathBuf,
+        /// Have the daemon send it to this number (through its dialplan's routes).
+        #[arg(long, value_name = "NUMBER", conflicts_with_all = ["input", "output"])]
+        to: Option<String>,
+        /// With --to: attempts after the first (default: `[fax] retries`).
+        #[arg(long, value_name = "N", requires = "to")]
+        retries: Option<u32>,
+        /// With --to: the trunk group to send through, the number going out as given.
+        #[arg(long, value_name = "TRUNKGROUP", requires = "to")]
+        group: Option<String>,
         /// Audio options.
         #[command(flatten)]
         link: LinkArgs,
+    },
+    /// Faxes the daemon received and sent, newest first (from the store).
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// The database file (default: `system.database` of --config, else ./spool/cardpbx.db).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Configuration file naming the database.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One fax from the store.
+    Show {
+        /// Its id (`fax list`).
+        id: i64,
+        /// The database file (default: `system.database` of --config, else ./spool/cardpbx.db).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Configuration file naming the database.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Receive a fax as the answering terminal and write it as TIFF-F (and PDF).
     Receive {
@@ -75,24 +118,35 @@ pub enum FaxCmd {
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct LinkArgs {
     /// Audio from the far end (FIFO or file): raw s16le 8 kHz PCM.
-    #[arg(long = "in", value_name = "PATH")]
+    #[arg(long = "in", id = "input", value_name = "PATH", default_value = "",
+          hide_default_value = true, value_parser = path_or_empty())]
     pub input: PathBuf,
     /// Audio to the far end (FIFO or file): raw s16le 8 kHz PCM.
-    #[arg(long = "out", value_name = "PATH")]
+    #[arg(long = "out", id = "output", value_name = "PATH", default_value = "",
+          hide_default_value = true, value_parser = path_or_empty())]
     pub output: PathBuf,
-    /// Image modems offered, comma-separated: v27ter (4800/2400), v29 (9600/7200).
+    /// Image modems offered, comma-separated: v27ter (4800/2400), v29 (9600/7200), v17
+    /// (14400 down to 7200).
     #[arg(long, default_value = "v27ter,v29", value_name = "LIST")]
     pub modems: String,
     /// Give up (DCN) after this many seconds of exchanged audio.
     #[arg(long, default_value_t = 300, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_sec: u64,
+    /// Offer and use error correction mode (T.30 Annex A; T.6 coding when both ends have it).
+    #[arg(long)]
+    pub ecm: bool,
     /// Our identity (CSI/TSI, up to 20 characters).
     #[arg(long, default_value = "cardpbx", value_name = "ID")]
     pub ident: String,
     /// Log T.30 progress on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// A path argument that may be left empty (`--in`/`--out` default to empty: not given).
+fn path_or_empty() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
 }
 
 /// Parses `--modems`.
@@ -102,8 +156,8 @@ pub fn parse_modems(list: &str) -> anyhow::Result<Vec<ModemFamily>> {
         let f = match m.to_ascii_lowercase().as_str() {
             "v27ter" | "v27" => ModemFamily::V27ter,
             "v29" => ModemFamily::V29,
-            "v17" => bail!("--modems: v17 is not implemented (use v27ter and/or v29)"),
-            _ => bail!("--modems: unknown modem {m:?} (expected v27ter, v29)"),
+            "v17" => ModemFamily::V17,
+            _ => bail!("--modems: unknown modem {m:?} (expected v27ter, v29, v17)"),
         };
         if !out.contains(&f) {
             out.push(f);
@@ -211,6 +265,8 @@ pub struct FaxOutcome {
     pub pages_sent: usize,
     /// Rate of the last DCS, bit/s (0 if none).
     pub bit_rate: u32,
+    /// Whether the last DCS chose ECM.
+    pub ecm: bool,
     /// Audio exchanged, seconds.
     pub seconds: f64,
     /// Why the exchange stopped.
@@ -226,7 +282,10 @@ fn handle_events(
     let t = s.now().as_secs_f64();
     while let Some(e) = s.poll_event() {
         match &e {
-            T30Event::Negotiated(d) => o.bit_rate = d.rate.bps(),
+            T30Event::Negotiated(d) => {
+                o.bit_rate = d.rate.bps();
+                o.ecm = d.ecm;
+            }
             T30Event::PageSent { accepted: true, .. } => o.pages_sent += 1,
             T30Event::PageReceived(p) => o.received.push(p.clone()),
             _ => {}
@@ -259,6 +318,7 @@ fn exchange(
         received: Vec::new(),
         pages_sent: 0,
         bit_rate: 0,
+        ecm: false,
         seconds: 0.0,
         why: "max time reached",
     };
@@ -329,15 +389,27 @@ pub fn run(cmd: &FaxCmd) -> anyhow::Result<i32> {
 /// [`run`] with explicit output streams.
 pub fn run_with(cmd: &FaxCmd, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
     let (link_args, role, pages) = match cmd {
-        FaxCmd::Send { file, link } => (link, Role::Calling, load_document(file)?),
+        FaxCmd::Send { to: Some(_), .. } | FaxCmd::List { .. } | FaxCmd::Show { .. } => {
+            bail!("`fax send --to`, `fax list` and `fax show` talk to the daemon (faxsvc::cli)")
+        }
+        FaxCmd::Send { file, link, .. } => (link, Role::Calling, load_document(file)?),
         FaxCmd::Receive { link, .. } => (link, Role::Called, Vec::new()),
     };
+    if link_args.input.as_os_str().is_empty() || link_args.output.as_os_str().is_empty() {
+        bail!(
+            "--in PATH and --out PATH are required (or `fax send --to NUMBER` through the daemon)"
+        );
+    }
     if role == Role::Calling && pages.is_empty() {
         bail!("the document has no pages");
     }
     let modem = SoftModem::with_families(&parse_modems(&link_args.modems)?);
-    let cfg =
-        T30Config { ident: link_args.ident.clone(), rates: modem.rates(), ..T30Config::default() };
+    let cfg = T30Config {
+        ident: link_args.ident.clone(),
+        rates: modem.rates(),
+        ecm: link_args.ecm,
+        ..T30Config::default()
+    };
     let npages = pages.len();
     let mut session = FaxSession::new(T30::new(role, pages, cfg), modem, LEVEL_DBM0);
     let mut link =
@@ -368,8 +440,9 @@ pub fn run_with(cmd: &FaxCmd, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     writeln!(out, "fax: stopped after {:.2} s of exchanged audio ({})", o.seconds, o.why)?;
     writeln!(
         out,
-        "fax summary: role={role_name} status={status} pages={pages} bit_rate={}",
-        o.bit_rate
+        "fax summary: role={role_name} status={status} pages={pages} bit_rate={} ecm={}",
+        o.bit_rate,
+        u8::from(o.ecm)
     )?;
     Ok(if ok { 0 } else { crate::ctl::cli::EXIT_FAILED })
 }
@@ -385,7 +458,7 @@ mod tests {
             parse_modems("v29, v27ter,v29").unwrap(),
             [ModemFamily::V29, ModemFamily::V27ter]
         );
-        assert!(parse_modems("v17").is_err());
+        assert_eq!(parse_modems("v17").unwrap(), [ModemFamily::V17]);
         assert!(parse_modems("v34").is_err());
         assert!(parse_modems(",").is_err());
     }

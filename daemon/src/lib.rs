@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 pub mod audiofile;
 pub mod bench;
+pub mod bench_pri;
 pub mod callcenter;
 pub mod config;
 pub mod ctl;
@@ -9,6 +10,7 @@ pub mod demo;
 pub mod dspcli;
 pub mod engine;
 pub mod faxcli;
+pub mod faxsvc;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pbx;

@@ -55,13 +55,28 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Bench(BenchCmd::Pri { calls, parallel, json }) => {
+            if *calls == 0 || *calls > 10_000_000 {
+                anyhow::bail!("--calls must be between 1 and 10000000, got {calls}");
+            }
+            if !(1..=30).contains(parallel) {
+                anyhow::bail!("--parallel must be between 1 and 30, got {parallel}");
+            }
+            let report = cardpbx::bench_pri::bench_pri(*calls, *parallel)?;
+            if *json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.failed == 0 { 0 } else { EXIT_FAILED })
+        }
         Command::Dsp(cmd) => {
             let stdout = std::io::stdout();
             let stderr = std::io::stderr();
             cardpbx::dspcli::run(cmd, &mut stdout.lock(), &mut stderr.lock())
         }
         Command::Pri(cmd) => cardpbx::pri::run(cmd),
-        Command::Fax(cmd) => cardpbx::faxcli::run(cmd),
+        Command::Fax(cmd) => cardpbx::faxsvc::cli::run(cmd, &resolve_socket(cli.socket.as_deref())),
         Command::Report(args) => cardpbx::store::report::run(args, &mut std::io::stdout().lock()),
         other => {
             let socket = resolve_socket(cli.socket.as_deref());

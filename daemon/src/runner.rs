@@ -44,6 +44,10 @@ fn drain_cdrs(pbx: &mut Pbx, store: &StoreHandle) {
     while let Some(r) = pbx.pop_cdr() {
         store.send(Record::Cdr(r));
     }
+    // Queue events, agent events and IVR steps of the call center.
+    while let Some(r) = pbx.pop_record() {
+        store.send(r);
+    }
 }
 
 /// The local time now as seconds since 1970-01-01 00:00 in the local time zone (for the date
@@ -84,6 +88,9 @@ pub struct Stepped<C: Card> {
     pbx: Pbx,
     /// Where finished calls' records go after each step (`None`: they wait in the Pbx).
     store: Option<StoreHandle>,
+    /// The fax worker, run synchronously after every tick.
+    fax: crate::faxsvc::FaxWorker,
+    fax_done: Vec<crate::faxsvc::FaxDone>,
 }
 
 impl<C: Card> Stepped<C> {
@@ -97,8 +104,10 @@ impl<C: Card> Stepped<C> {
         let mut pbx = Pbx::new(cfg, card_name, info)?;
         pbx.set_wall_clock(local_time_s());
         pbx.set_utc_base(utc_time_us());
-        let (engine, handle) = Engine::build(card, pbx.engine_config())?;
-        Ok(Stepped { engine, handle, pbx, store: None })
+        let (engine, mut handle) = Engine::build(card, pbx.engine_config())?;
+        let rings = handle.take_fax_ports().expect("a new engine has its fax ports");
+        let fax = crate::faxsvc::FaxWorker::new(rings);
+        Ok(Stepped { engine, handle, pbx, store: None, fax, fax_done: Vec::new() })
     }
 
     /// Run one tick and let call control handle all it produced.
@@ -109,8 +118,10 @@ impl<C: Card> Stepped<C> {
         self.engine.tick()?;
         let now = self.engine.now();
         pump(&mut self.handle, &mut self.pbx, now);
+        crate::faxsvc::step_worker(&mut self.pbx, &mut self.fax, now, &mut self.fax_done);
         if let Some(store) = &self.store {
             drain_cdrs(&mut self.pbx, store);
+            crate::faxsvc::drain_records(&mut self.pbx, store);
         }
         Ok(())
     }
@@ -231,6 +242,8 @@ impl Realtime {
         pbx.set_utc_base(utc_time_us());
         let (engine, mut handle) = Engine::build(card, pbx.engine_config())?;
         let stats = handle.stats();
+        let fax_rings = handle.take_fax_ports().expect("a new engine has its fax ports");
+        let fax = crate::faxsvc::FaxWorkerThread::spawn(crate::faxsvc::FaxWorker::new(fax_rings))?;
         let stop = Arc::new(AtomicBool::new(false));
         let engine_stop = stop.clone();
         let (rt_tx, rt_rx) = crossbeam_channel::bounded(1);
@@ -267,8 +280,11 @@ impl Realtime {
                 while !control_stop.load(Ordering::Relaxed) {
                     let now = control_stats.ticks.load(Ordering::Acquire);
                     pump(&mut handle, &mut pbx, now);
+                    crate::faxsvc::pump_thread(&mut pbx, &fax, now);
+                    crate::faxsvc::log_events(&mut pbx);
                     if let Some(store) = &store {
                         drain_cdrs(&mut pbx, store);
+                        crate::faxsvc::drain_records(&mut pbx, store);
                     }
                     while let Ok(req) = rx.try_recv() {
                         req(&mut pbx, &control_stats);

@@ -322,6 +322,10 @@ impl Daemon {
                 None => return CtlResponse::Error(NO_CONFIG_FILE.into()),
             },
             CtlRequest::Reload => return self.reload(),
+            CtlRequest::FaxSend(args) => match crate::faxsvc::cli::serve_send(&self.rt, &args) {
+                Ok(d) => CtlData::FaxJob(d),
+                Err(e) => return CtlResponse::Error(e),
+            },
             CtlRequest::SpanCapture(args) => {
                 let card = self.info.name.clone();
                 match self

@@ -2,12 +2,13 @@
 //! (per thread, so the recording writer thread does not count) watches every tick of a busy
 //! engine: bridged calls, a conference, tones, prompts (one-shot and repeating), recording,
 //! every detector (DTMF with clamping, call progress, fax tones, caller ID), echo cancellers,
-//! caller ID sending, card events and commands arriving while it runs.
+//! caller ID sending, fax ports (audio to and from the fax worker's rings, attached and
+//! detached while it runs), card events and commands arriving while it runs.
 
 use cardpbx::engine::fake::FakeCard;
 use cardpbx::engine::{
-    CidFrame, ConfId, ConfMode, Detectors, Engine, EngineCommand, EngineConfig, FskBurst, PromptId,
-    PromptLibrary, RecSlot, RecordingWriter, Source,
+    CidFrame, ConfId, ConfMode, Detectors, Engine, EngineCommand, EngineConfig, FaxSlot, FskBurst,
+    PromptId, PromptLibrary, RecSlot, RecordingWriter, Source,
 };
 use cardpbx_dsp::callerid::{self, CallerIdMessage, Format, FskStandard};
 use cardpbx_dsp::mfr2::MfDirection;
@@ -15,6 +16,7 @@ use cardpbx_dsp::progress::ProgressEvent;
 use cardpbx_dsp::tone::{Segment, ToneSpec};
 use cardpbx_dsp::toneplan::ProgressTone;
 use cardpbx_hal::{ChannelId, HalEvent, Law};
+use ringbuf::traits::{Consumer, Observer, Producer};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -60,6 +62,22 @@ fn c(i: u32) -> ChannelId {
     ChannelId(i)
 }
 
+/// The fax worker's side of the ports: answer every 160 samples heard with 160 to send.
+/// Returns how many non-zero samples it heard.
+fn play_fax_worker(fax: &mut cardpbx::engine::FaxPortRings) -> usize {
+    let mut heard = 0;
+    for p in &mut fax.ports {
+        while p.from_engine.occupied_len() >= 160 && p.to_engine.vacant_len() >= 160 {
+            let mut block = [0i16; 160];
+            p.from_engine.pop_slice(&mut block);
+            heard += block.iter().filter(|&&s| s != 0).count();
+            let tone: [i16; 160] = std::array::from_fn(|i| if i % 8 < 4 { 4000 } else { -4000 });
+            p.to_engine.push_slice(&tone);
+        }
+    }
+    heard
+}
+
 #[test]
 fn steady_state_ticks_do_not_allocate() {
     let n = 64;
@@ -93,6 +111,8 @@ fn steady_state_ticks_do_not_allocate() {
     let dir = tempfile::tempdir().unwrap();
     rec.open(RecSlot(0), dir.path().join("a.wav")).unwrap();
     rec.open(RecSlot(1), dir.path().join("b.wav")).unwrap();
+    // The fax worker's ends of the ports; this thread plays the worker between ticks.
+    let mut fax = h.take_fax_ports().unwrap();
 
     let busy = cardpbx_dsp::toneplan::TonePlan::china().tone(ProgressTone::Busy);
     let beep = ToneSpec::new(&[Segment { ms: 30, freqs: [1000.0, 0.0], level_dbm0: -10.0 }], false)
@@ -134,6 +154,9 @@ fn steady_state_ticks_do_not_allocate() {
     for i in 0..8 {
         cmds.push(EngineCommand::EchoCancel(c(i), true));
     }
+    // An A-law and a µ-law channel on fax ports.
+    cmds.push(EngineCommand::SetSource(c(46), Source::FaxPort(FaxSlot(0))));
+    cmds.push(EngineCommand::SetSource(c(57), Source::FaxPort(FaxSlot(1))));
     cmds.push(EngineCommand::RecordStart(c(0), RecSlot(0)));
     cmds.push(EngineCommand::RecordStart(c(50), RecSlot(1)));
     for cmd in cmds {
@@ -143,6 +166,7 @@ fn steady_state_ticks_do_not_allocate() {
     for _ in 0..1100 {
         e.tick().unwrap();
         while h.poll_event().is_some() {}
+        play_fax_worker(&mut fax);
     }
 
     let msg = CallerIdMessage {
@@ -158,6 +182,8 @@ fn steady_state_ticks_do_not_allocate() {
     let mut done = 0;
     let mut cids = 0;
     let mut busy_heard = 0;
+    let mut fax_heard = 0;
+    let mut fax_sent = 0;
     for t in 0..3000u32 {
         if t % 1000 == 0 {
             h.send(EngineCommand::SetSource(c(60), Source::Fsk(cid))).unwrap();
@@ -172,8 +198,11 @@ fn steady_state_ticks_do_not_allocate() {
                     Source::Prompt { prompt: PromptId(0), repeat: false },
                 ))
                 .unwrap(),
-            300 => h.send(EngineCommand::ConfJoin(ConfId(2), c(46), ConfMode::TalkListen)).unwrap(),
-            400 => h.send(EngineCommand::ConfLeave(ConfId(2), c(46))).unwrap(),
+            300 => h.send(EngineCommand::ConfJoin(ConfId(2), c(45), ConfMode::TalkListen)).unwrap(),
+            400 => h.send(EngineCommand::ConfLeave(ConfId(2), c(45))).unwrap(),
+            // A fax call ends and the next one takes the port.
+            250 => h.send(EngineCommand::SetSource(c(57), Source::Silence)).unwrap(),
+            260 => h.send(EngineCommand::SetSource(c(57), Source::FaxPort(FaxSlot(1)))).unwrap(),
             // A new MF R2 detector (the direction flips).
             450 => {
                 let dir = if t % 1000 < 500 { MfDirection::Backward } else { MfDirection::Forward };
@@ -188,6 +217,11 @@ fn steady_state_ticks_do_not_allocate() {
         let before = allocs();
         e.tick().unwrap();
         during += allocs() - before;
+        fax_heard += play_fax_worker(&mut fax);
+        let tx46 = e.card().tx[46];
+        if tx46 != [tx46[0]; 8] {
+            fax_sent += 1;
+        }
         while let Some(ev) = h.poll_event() {
             match ev {
                 cardpbx::engine::EngineEvent::Digit { chan, digit, .. } => {
@@ -214,6 +248,13 @@ fn steady_state_ticks_do_not_allocate() {
     assert_eq!(done, 18 + 3, "one-shot plays and caller ID bursts");
     assert_eq!(cids, 3, "caller ID messages decoded");
     assert!(busy_heard >= 1, "busy tone recognised");
+    assert!(fax_heard > 0, "the fax ports carried the channels' audio to the worker");
+    assert!(fax_sent > 2000, "the worker's audio went out on the channel ({fax_sent} ticks)");
+    for p in &fax.ports[..2] {
+        let c = &p.counters;
+        assert_eq!(c.overruns.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(c.underruns.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
     h.send(EngineCommand::RecordStop(RecSlot(0))).unwrap();
     h.send(EngineCommand::RecordStop(RecSlot(1))).unwrap();
     e.tick().unwrap();

@@ -84,6 +84,19 @@ fn run(
     pdf: bool,
     peer_extra: &[&str],
 ) -> Run {
+    run_opts(ours_send, modems, doc, dir, pdf, peer_extra, &[])
+}
+
+/// [`run`] with extra options for both sides (e.g. `--ecm`).
+fn run_opts(
+    ours_send: bool,
+    modems: &str,
+    doc: &Path,
+    dir: &Path,
+    pdf: bool,
+    peer_extra: &[&str],
+    both_extra: &[&str],
+) -> Run {
     let (s2r, r2s) = (dir.join("s2r"), dir.join("r2s"));
     for f in [&s2r, &r2s] {
         nix::unistd::mkfifo(f.as_path(), nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -106,6 +119,7 @@ fn run(
     peer.args(peer_extra);
     for c in [&mut ours, &mut peer] {
         c.args(["--modems", modems, "--max-sec", "120", "-v"]);
+        c.args(both_extra);
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     let start = Instant::now();
@@ -284,4 +298,70 @@ fn send_falls_back_when_spandsp_hears_a_weak_noisy_line() {
         assert_eq!(p.bitmap.height, r.height);
         assert!(p.bad_rows * 100 <= p.bitmap.height, "{} bad rows", p.bad_rows);
     }
+}
+
+/// ECM both ways at V.29 9600: the DCS chose ECM on both sides (the summaries say `ecm=1`),
+/// the pages arrive intact.
+fn ecm_interop(ours_send: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let tif = test_tiff();
+    let refs = reference_pages(&tif);
+    assert!(refs.len() >= 2, "the test fax should have 2 pages");
+    let r = run_opts(ours_send, "v29", &tif, dir.path(), !ours_send, &[], &["--ecm"]);
+    check(&r, 9600, refs.len());
+    assert_eq!(field(&r.ours_summary, "ecm"), "1", "{}", r.ours_summary);
+    assert_eq!(field(&r.peer_summary, "ecm"), "1", "{}", r.peer_summary);
+    let rx = dir.path().join(if ours_send { "peer_rx.tif" } else { "our_rx.tif" });
+    compare_pages(&rx, &refs);
+    if !ours_send {
+        tiffinfo_clean(&rx);
+    }
+}
+
+#[test]
+#[ignore = "needs fax_peer (SpanDSP); run by .ci/interop"]
+fn send_to_spandsp_v29_9600_ecm() {
+    ecm_interop(true);
+}
+
+#[test]
+#[ignore = "needs fax_peer (SpanDSP); run by .ci/interop"]
+fn receive_from_spandsp_v29_9600_ecm() {
+    ecm_interop(false);
+}
+
+/// SpanDSP hears us 25 dB down with noise at -55 dBm0, in ECM: frames arrive garbled, it
+/// answers PPR, we send only those frames again, and the pages arrive bit-exact at 9600.
+#[test]
+#[ignore = "needs fax_peer (SpanDSP); run by .ci/interop"]
+fn send_to_spandsp_ecm_retransmits_after_ppr_on_a_noisy_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let tif = test_tiff();
+    let refs = reference_pages(&tif);
+    let impair = ["--rx-gain", "-25", "--rx-noise", "-55", "--seed", "1"];
+    let r = run_opts(true, "v29", &tif, dir.path(), false, &impair, &["--ecm"]);
+    check(&r, 9600, refs.len());
+    assert_eq!(field(&r.peer_summary, "ecm"), "1", "{}", r.peer_summary);
+    let err = String::from_utf8_lossy(&r.ours.stderr);
+    assert!(err.contains("FrameReceived(0xbc)"), "no PPR from SpanDSP:\n{err}");
+    compare_pages(&dir.path().join("peer_rx.tif"), &refs);
+}
+
+#[test]
+#[ignore = "needs fax_peer (SpanDSP); run by .ci/interop"]
+fn send_to_spandsp_v17_14400() {
+    ours_send("v17", 14400, None);
+}
+
+#[test]
+#[ignore = "needs fax_peer (SpanDSP); run by .ci/interop"]
+fn receive_from_spandsp_v17_14400() {
+    ours_receive("v17", 14400);
+}
+
+/// Every modem offered on both sides: V.17 14400 is chosen.
+#[test]
+#[ignore = "needs fax_peer (SpanDSP); run by .ci/interop"]
+fn send_to_spandsp_all_modems_picks_v17_14400() {
+    ours_send("v27ter,v29,v17", 14400, None);
 }

@@ -1,5 +1,6 @@
-//! Fax image modem receivers (V.27ter 2400/4800, V.29 7200/9600): cost per line sample,
-//! fed in 8-sample ticks as the media engine does, over a whole burst (training and data).
+//! Fax image modem receivers (V.27ter 2400/4800, V.29 7200/9600, V.17 7200–14400): cost per
+//! line sample, fed in 8-sample ticks as the media engine does, over a whole burst (training
+//! and data; V.17 with its long training).
 
 use cardpbx_dsp::fax::modem::{ImageRate, ImageRx, ImageTx, ModemRx, ModemTx, RxConfig, TxConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -34,12 +35,19 @@ fn burst(rate: ImageRate) -> Vec<i16> {
     }
 }
 
+/// The rate in bench names: bit/s, with a `v17_` prefix for V.17 (V.29 and V.17 share 7200
+/// and 9600).
+fn name(rate: ImageRate) -> String {
+    let v17 = if rate.is_v17() { "v17_" } else { "" };
+    format!("{v17}{}", rate.bits_per_second())
+}
+
 fn receivers(c: &mut Criterion) {
     let mut g = c.benchmark_group("fax_modem_rx");
     for rate in ImageRate::ALL {
         let x = burst(rate);
         g.throughput(Throughput::Elements(x.len() as u64));
-        g.bench_function(format!("rx_{}_8_per_tick", rate.bits_per_second()), |b| {
+        g.bench_function(format!("rx_{}_8_per_tick", name(rate)), |b| {
             let mut rx = ImageRx::new(rate, RxConfig::default());
             b.iter(|| {
                 rx.reset();
@@ -55,7 +63,7 @@ fn receivers(c: &mut Criterion) {
     let mut g = c.benchmark_group("fax_modem_tx");
     for rate in ImageRate::ALL {
         g.throughput(Throughput::Elements(8000));
-        g.bench_function(format!("tx_{}_1s", rate.bits_per_second()), |b| {
+        g.bench_function(format!("tx_{}_1s", name(rate)), |b| {
             let mut tx = ImageTx::new(rate, TxConfig::default());
             let mut buf = [0i16; 8];
             b.iter(|| {

@@ -1,5 +1,5 @@
 //! End-to-end fax over audio with the real image modems: two `FaxSession<SoftModem>`s back
-//! to back (V.21 + V.27 ter / V.29), multi-page, and speed fall-back on a noisy line.
+//! to back (V.21 + V.27 ter / V.29 / V.17), multi-page, and speed fall-back on a noisy line.
 
 use std::time::Duration;
 
@@ -147,13 +147,72 @@ fn v29_9600_two_pages() {
     clean_multi_page(&[ModemFamily::V27ter, ModemFamily::V29], 9600);
 }
 
+/// V.17 14400: TCF with the long training, both pages with the short one.
+#[test]
+fn v17_14400_two_pages() {
+    clean_multi_page(&[ModemFamily::V27ter, ModemFamily::V29, ModemFamily::V17], 14400);
+}
+
+/// The same, 6 dB down with noise 30 dB below the signal, fine resolution.
+#[test]
+fn v17_14400_two_fine_pages_on_a_noisy_line() {
+    let pages = vec![page(5, 300, true), page(6, 250, true)];
+    let mut a = session(Role::Calling, pages.clone(), SoftModem::new());
+    let mut b = session(Role::Called, vec![], SoftModem::new());
+    let o = run(
+        &mut a,
+        &mut b,
+        &mut Line::new(-6.0, Some(-49.0), 21),
+        &mut Line::new(-6.0, Some(-49.0), 22),
+    );
+    assert_eq!(a.status(), Some(FaxStatus::Success), "{:?}", o.a);
+    assert_eq!(b.status(), Some(FaxStatus::Success), "{:?}", o.b);
+    assert_eq!(trainings(&o.a), [(14400, true)]);
+    let got = received(&o.b);
+    assert_eq!(got.len(), 2);
+    for (g, p) in got.iter().zip(&pages) {
+        assert_eq!(g.bitmap, p.bitmap);
+        assert_eq!(g.bad_rows, 0);
+    }
+}
+
+/// With every modem offered, the noisy line of the test below fails V.17's top rates and
+/// settles on a slower one.
+#[test]
+fn noisy_line_falls_back_from_v17_14400() {
+    let pages = vec![page(3, 120, false), page(4, 100, false)];
+    let mut a = session(Role::Calling, pages.clone(), SoftModem::new());
+    let mut b = session(Role::Called, vec![], SoftModem::new());
+    let o = run(
+        &mut a,
+        &mut b,
+        &mut Line::new(-10.0, Some(NOISE_DBM0), 11),
+        &mut Line::new(-10.0, Some(NOISE_DBM0), 12),
+    );
+    assert_eq!(a.status(), Some(FaxStatus::Success), "{:?}", o.a);
+    assert_eq!(b.status(), Some(FaxStatus::Success), "{:?}", o.b);
+    let t = trainings(&o.a);
+    eprintln!("trainings {t:?}, {:?} of audio", o.end);
+    assert_eq!(t.first(), Some(&(14400, false)), "{t:?}");
+    let last = *t.last().unwrap();
+    assert!(last.1 && last.0 < 14400, "{t:?}");
+    assert!(t[..t.len() - 1].iter().all(|x| !x.1), "{t:?}");
+    let got = received(&o.b);
+    assert_eq!(got.len(), 2);
+    for (g, p) in got.iter().zip(&pages) {
+        assert!(g.bad_rows * 100 <= g.bitmap.height * 10);
+        assert_eq!(g.bitmap.height, p.bitmap.height);
+    }
+}
+
 #[test]
 fn noisy_attenuated_line_falls_back_and_succeeds() {
     // -10 dB loss and noise at -38 dBm0: the -12 dBm0 image signal arrives at about -22 dBm0,
     // some 16 dB above the noise: too little for V.29 9600, enough at a lower rate.
     let pages = vec![page(3, 120, false), page(4, 100, false)];
-    let mut a = session(Role::Calling, pages.clone(), SoftModem::new());
-    let mut b = session(Role::Called, vec![], SoftModem::new());
+    let families = [ModemFamily::V27ter, ModemFamily::V29];
+    let mut a = session(Role::Calling, pages.clone(), SoftModem::with_families(&families));
+    let mut b = session(Role::Called, vec![], SoftModem::with_families(&families));
     let o = run(
         &mut a,
         &mut b,

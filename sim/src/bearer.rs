@@ -3,6 +3,7 @@
 //! signature while its call is up and checks what the PBX sends it.
 
 use crate::signature::{AudioCheck, EndpointId, Listener, SignaturePlan};
+use cardpbx_dsp::dtmf::{DtmfError, DtmfGenConfig, DtmfGenerator};
 use cardpbx_dsp::g711::Law;
 use cardpbx_dsp::tone::{Segment, ToneGen, ToneSpec};
 use cardpbx_hal::{Chunk, CHUNK_SAMPLES};
@@ -12,6 +13,14 @@ pub(crate) struct RemoteParty {
     talking: bool,
     voice: ToneGen,
     listener: Listener,
+    /// DTMF keys the party presses (sent instead of its voice while they sound).
+    keys: DtmfGenerator,
+    keys_on: bool,
+}
+
+/// How remote parties press keys: 80 ms tones, 80 ms pauses, -8 dBm0 per tone.
+pub(crate) fn remote_keys() -> DtmfGenerator {
+    DtmfGenerator::new(DtmfGenConfig { on_ms: 80, off_ms: 80, level_dbm0: -8.0, twist_db: 0.0 })
 }
 
 impl RemoteParty {
@@ -23,7 +32,13 @@ impl RemoteParty {
         } else {
             plan.signature_tone(EndpointId::Bearer { span, ts }, level_dbm0)
         };
-        RemoteParty { talking: false, voice: ToneGen::new(spec), listener: Listener::new() }
+        RemoteParty {
+            talking: false,
+            voice: ToneGen::new(spec),
+            listener: Listener::new(),
+            keys: remote_keys(),
+            keys_on: false,
+        }
     }
 
     /// The call is up (`true`: talk and listen) or not.
@@ -35,6 +50,13 @@ impl RemoteParty {
     /// Expect `peer`'s signature while talking.
     pub(crate) fn expect_peer(&mut self, peer: Option<EndpointId>) {
         self.listener.expect_peer(peer);
+    }
+
+    /// Press DTMF keys (sent while the call is up, in place of the party's voice).
+    pub(crate) fn press(&mut self, digits: &str) -> Result<(), DtmfError> {
+        self.keys.queue(digits)?;
+        self.keys_on = true;
+        Ok(())
     }
 
     /// The audio path check so far.
@@ -54,7 +76,11 @@ impl RemoteParty {
             return;
         }
         let mut v = [0i16; CHUNK_SAMPLES];
-        self.voice.fill(&mut v);
+        if self.keys_on {
+            self.keys_on = self.keys.fill(&mut v);
+        } else {
+            self.voice.fill(&mut v);
+        }
         for (o, s) in out.iter_mut().zip(v) {
             *o = o.saturating_add(s);
         }

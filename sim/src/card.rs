@@ -65,6 +65,8 @@ pub struct SimCard {
     pub(crate) r2: Vec<Option<Box<crate::r2far::R2Exchange>>>,
     events: EventQueue,
     ext: Vec<ExtBinding>,
+    /// Simulated fax machines as the far end of channels ([`crate::faxpeer`]).
+    faxes: Vec<(ChannelId, crate::faxpeer::SimFax)>,
     traffic: Option<TrafficGen>,
     traffic_stats: Arc<TrafficStats>,
     seed: u64,
@@ -226,6 +228,7 @@ impl SimCard {
             fars,
             events: EventQueue::with_capacity(4 * n + 64),
             ext: Vec::new(),
+            faxes: Vec::new(),
             traffic: None,
             traffic_stats: Arc::new(TrafficStats::default()),
             seed: cfg.seed,
@@ -397,6 +400,18 @@ impl SimCard {
     pub fn pri_hang_up(&mut self, span: u32, handle: u32) -> bool {
         let now = self.clock.now();
         self.exchange_mut(span).is_ok_and(|x| x.hang_up(now, handle))
+    }
+
+    /// The remote party of exchange call `handle` on `span` presses DTMF `digits` (after the
+    /// PBX answered), for example to walk through an IVR menu.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] without an exchange; [`ErrorKind::InvalidArgument`] when the
+    /// call is not answered or a digit is not a DTMF key.
+    pub fn pri_remote_dtmf(&mut self, span: u32, handle: u32, digits: &str) -> Result<()> {
+        self.exchange_mut(span)?
+            .remote_dtmf(handle, digits)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("span {span}: {e}")))
     }
 
     /// The exchange's calls on `span`: those up now, then the cleared ones.
@@ -605,6 +620,46 @@ impl SimCard {
         self.ext.len() != before
     }
 
+    /// Make a simulated fax machine the far end of `chan`'s audio (an FXO line or a PRI
+    /// bearer; its signalling stays simulated), replacing one already there.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for an unknown channel, [`ErrorKind::WrongSignalling`] for a
+    /// channel without audio.
+    pub fn attach_fax(&mut self, chan: ChannelId, fax: crate::faxpeer::SimFax) -> Result<()> {
+        self.check_alive()?;
+        let info = self.channel_info(chan)?;
+        if !info.sig.carries_audio() {
+            return Err(Error::new(
+                ErrorKind::WrongSignalling,
+                format!("{}: {} carries no audio", self.info.name, info.name),
+            ));
+        }
+        self.faxes.retain(|(c, _)| *c != chan);
+        self.faxes.push((chan, fax));
+        Ok(())
+    }
+
+    /// The simulated fax machine on `chan`.
+    pub fn fax(&self, chan: ChannelId) -> Option<&crate::faxpeer::SimFax> {
+        self.faxes.iter().find(|(c, _)| *c == chan).map(|(_, f)| f)
+    }
+
+    /// Take the simulated fax machine off `chan`.
+    pub fn detach_fax(&mut self, chan: ChannelId) -> Option<crate::faxpeer::SimFax> {
+        let i = self.faxes.iter().position(|(c, _)| *c == chan)?;
+        Some(self.faxes.remove(i).1)
+    }
+
+    /// Change the numbers the simulated exchange on `span` answers busy.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] without an exchange on that span.
+    pub fn set_busy_numbers(&mut self, span: u32, numbers: Vec<String>) -> Result<()> {
+        self.exchange_mut(span)?.config_mut().busy_numbers = numbers;
+        Ok(())
+    }
+
     /// Counters of the external peer bound to `chan`.
     pub fn external_audio_stats(&self, chan: ChannelId) -> Option<ExtAudioStats> {
         self.ext.iter().find(|b| b.channel() == chan).map(ExtBinding::stats)
@@ -704,7 +759,7 @@ impl MediaIo for SimCard {
         }
         let now = self.clock.now();
         if let Some(gen) = self.traffic.as_mut() {
-            gen.step(now, &mut self.phones, &mut self.lines);
+            gen.step(now, &mut self.phones, &mut self.lines, &mut self.fars);
         }
         let silence = [self.law.silence(); CHUNK_SAMPLES];
         for i in 0..self.fars.len() {
@@ -752,6 +807,9 @@ impl MediaIo for SimCard {
         }
         for b in &mut self.ext {
             b.exchange(tx, rx);
+        }
+        for (c, f) in &mut self.faxes {
+            f.tick(self.law, &tx[c.index()], &mut rx[c.index()]);
         }
         Ok(())
     }

@@ -5,7 +5,9 @@ use crate::events::EventQueue;
 use crate::hybrid::Hybrid;
 use crate::signature::{AudioCheck, EndpointId, Heard, Listener, SignaturePlan};
 use cardpbx_dsp::callerid::{self, AbsenceReason, CallerIdMessage, FskTx, MARK_BITS, SEIZURE_BITS};
-use cardpbx_dsp::dtmf::{DtmfConfig, DtmfDetector, DtmfEvent, DtmfGenConfig, DtmfGenerator};
+use cardpbx_dsp::dtmf::{
+    DtmfConfig, DtmfDetector, DtmfError, DtmfEvent, DtmfGenConfig, DtmfGenerator,
+};
 use cardpbx_dsp::g711::Law;
 use cardpbx_dsp::tone::{Segment, ToneGen, ToneSpec};
 use cardpbx_hal::{ChannelId, Chunk, HalEvent, HookState, Tick, CHUNK_SAMPLES};
@@ -117,6 +119,9 @@ pub struct SimCoLine {
     /// The remote party is a fax machine: it sends calling tone instead of its signature.
     remote_fax: bool,
     cng: ToneGen,
+    /// DTMF keys the remote party presses during the call (sent instead of its voice).
+    keys: DtmfGenerator,
+    keys_on: bool,
 }
 
 /// Fax calling tone (T.30): 1100 Hz, 0.5 s on, 3 s off, at -10 dBm0.
@@ -181,6 +186,8 @@ impl SimCoLine {
             hybrid: cfg.echo.map(Hybrid::new),
             remote_fax: false,
             cng: ToneGen::new(cng_tone()),
+            keys: crate::bearer::remote_keys(),
+            keys_on: false,
             cfg,
         }
     }
@@ -365,6 +372,17 @@ impl SimCoLine {
                 true
             }
         }
+    }
+
+    /// The remote party presses DTMF `digits` (heard by our port while the call is up), for
+    /// example to walk through an IVR menu.
+    ///
+    /// # Errors
+    /// A digit that is not a DTMF key, or more than 64 keys waiting.
+    pub fn remote_dtmf(&mut self, digits: &str) -> Result<(), DtmfError> {
+        self.keys.queue(digits)?;
+        self.keys_on = true;
+        Ok(())
     }
 
     /// Make the remote party a fax machine (it sends calling tone after answer) or a person.
@@ -556,7 +574,9 @@ impl SimCoLine {
         if off_hook && self.tone_on {
             self.tone.fill(&mut out);
         } else if off_hook && self.state == CoState::Connected {
-            if self.remote_fax {
+            if self.keys_on {
+                self.keys_on = self.keys.fill(&mut out);
+            } else if self.remote_fax {
                 self.cng.fill(&mut out);
             } else {
                 self.voice.fill(&mut out);

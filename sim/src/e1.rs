@@ -145,6 +145,8 @@ pub(crate) struct Exchange {
     bearers: Vec<Bearer>,
     dialed: Vec<String>,
     counters: ExchangeCounters,
+    /// The tick of the last step.
+    now: Tick,
 }
 
 /// Most cleared calls kept for inspection.
@@ -171,6 +173,7 @@ impl Exchange {
             bearers,
             dialed: Vec::new(),
             counters: ExchangeCounters::default(),
+            now: 0,
         }
     }
 
@@ -180,6 +183,16 @@ impl Exchange {
         } else {
             self.ep.physical_down(now);
         }
+    }
+
+    /// The exchange's time: the last tick it was stepped at.
+    pub(crate) fn now(&self) -> Tick {
+        self.now
+    }
+
+    /// The behaviour settings, to change them while running (tests).
+    pub(crate) fn config_mut(&mut self) -> &mut ExchangeConfig {
+        &mut self.cfg
     }
 
     pub(crate) fn link_is_up(&self) -> bool {
@@ -206,6 +219,7 @@ impl Exchange {
 
     /// Timers and call behaviour at `now`; frames for the PBX go to `out`.
     pub(crate) fn step(&mut self, now: Tick, mut out: impl FnMut(&[u8])) {
+        self.now = now;
         if self.ep.next_timeout().is_some_and(|t| t <= now) {
             self.ep.poll(now);
         }
@@ -419,6 +433,16 @@ impl Exchange {
             self.calls.iter().map(|(h, c)| remote_call(*h, c, q.call_state(*h))).collect();
         v.extend(self.history.iter().cloned());
         v
+    }
+
+    /// The remote party of call `handle` presses DTMF keys (once the call is up).
+    pub(crate) fn remote_dtmf(&mut self, handle: u32, digits: &str) -> Result<(), String> {
+        let c = self.calls.get(&CallHandle(handle)).ok_or("no such call")?;
+        let ts = c.ts.ok_or("the call has no channel yet")?;
+        if !c.answered {
+            return Err("the call is not answered".into());
+        }
+        self.bearers[ts as usize].party.press(digits).map_err(|e| e.to_string())
     }
 
     pub(crate) fn expect_peer(&mut self, ts: u8, peer: Option<EndpointId>) {

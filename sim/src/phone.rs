@@ -379,12 +379,13 @@ impl SimPhone {
             self.go(HookState::OffHook);
         }
         if let PhoneState::Ringing { .. } = self.state {
-            if let Some(d) = self.auto_answer {
-                if now >= self.ring_started + u64::from(d) {
-                    self.off_hook();
-                }
-            }
-            if !self.ring_voltage && now >= self.ring_last_off + u64::from(self.cfg.ring_gone_ms) {
+            let answer = self.auto_answer.is_some_and(|d| now >= self.ring_started + u64::from(d));
+            if answer {
+                // Answered: the ringing episode is over, not missed.
+                self.off_hook();
+            } else if !self.ring_voltage
+                && now >= self.ring_last_off + u64::from(self.cfg.ring_gone_ms)
+            {
                 self.state = PhoneState::Idle;
                 self.counters.missed += 1;
             }

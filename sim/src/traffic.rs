@@ -8,15 +8,21 @@
 //!   [`TrafficConfig::inbound_target_ports`], which answers; the caller and the phone expect each
 //!   other's signature;
 //! - outbound: a phone dials [`TrafficConfig::outgoing_prefix`], waits for the CO's dial tone,
-//!   dials [`TrafficConfig::external_number`]; the CO answers; signatures are checked.
+//!   dials [`TrafficConfig::external_number`]; the CO answers; signatures are checked;
+//! - PRI inbound: the simulated exchange of one of [`TrafficConfig::pri_spans`] calls
+//!   [`TrafficConfig::pri_inbound_number`]; a phone of the inbound targets rings and answers;
+//!   the phone and the bearer's remote party expect each other's signature;
+//! - PRI outbound: a phone dials [`TrafficConfig::pri_outgoing_prefix`] and the external number
+//!   in one go; the exchange answers; signatures are checked on the bearer.
 //!
 //! Since ringing says nothing about who is calling, calls whose ringing could be confused
 //! (trunk calls, and internal calls that touch the hunt group) are set up one at a time; once
 //! set up, any number of calls talk at once. The generator acts at 20 ms steps.
 
 use crate::coline::{CoState, SimCoLine};
+use crate::e1::{RemoteDirection, SpanFar};
 use crate::phone::{PhoneState, SimPhone};
-use crate::signature::{AudioCheck, BLOCK_TICKS};
+use crate::signature::{AudioCheck, EndpointId, BLOCK_TICKS};
 use cardpbx_dsp::toneplan::ProgressTone;
 use cardpbx_hal::{HookState, Tick};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,11 +37,15 @@ pub struct CallMix {
     pub inbound: u32,
     /// From an extension out through a CO line.
     pub outbound: u32,
+    /// From a PRI span's exchange to the inbound targets.
+    pub pri_inbound: u32,
+    /// From an extension out on a PRI span.
+    pub pri_outbound: u32,
 }
 
 impl Default for CallMix {
     fn default() -> Self {
-        CallMix { internal: 1, inbound: 1, outbound: 1 }
+        CallMix { internal: 1, inbound: 1, outbound: 1, pri_inbound: 0, pri_outbound: 0 }
     }
 }
 
@@ -53,6 +63,12 @@ pub struct TrafficConfig {
     pub outgoing_prefix: Option<String>,
     /// The number outbound calls dial after the prefix.
     pub external_number: String,
+    /// E1 spans (from 1) whose simulated exchange takes part in PRI calls.
+    pub pri_spans: Vec<u32>,
+    /// The number the exchange calls for PRI inbound calls (it rings the inbound targets).
+    pub pri_inbound_number: String,
+    /// Digits that route a call out on the PRI spans (`None` disables PRI outbound calls).
+    pub pri_outgoing_prefix: Option<String>,
     /// Mean time between call arrivals (exponential), ms.
     pub mean_interarrival_ms: u32,
     /// Mean talk time (exponential), ms.
@@ -75,6 +91,9 @@ impl Default for TrafficConfig {
             inbound_target_ports: Vec::new(),
             outgoing_prefix: None,
             external_number: "12345678".into(),
+            pri_spans: Vec::new(),
+            pri_inbound_number: String::new(),
+            pri_outgoing_prefix: None,
             mean_interarrival_ms: 20_000,
             mean_hold_ms: 30_000,
             answer_delay_ms: (1000, 6000),
@@ -110,6 +129,8 @@ pub struct TrafficStats {
     pub audio_error_blocks: AtomicU64,
     /// Calls in progress.
     pub in_progress: AtomicU64,
+    /// Of the calls started, those over a PRI span (either direction).
+    pub pri_attempted: AtomicU64,
 }
 
 /// A plain copy of [`TrafficStats`].
@@ -137,6 +158,8 @@ pub struct TrafficSnapshot {
     pub audio_error_blocks: u64,
     /// Calls in progress.
     pub in_progress: u64,
+    /// Of the calls started, those over a PRI span.
+    pub pri_attempted: u64,
 }
 
 impl TrafficStats {
@@ -155,6 +178,7 @@ impl TrafficStats {
             audio_path_errors: r(&self.audio_path_errors),
             audio_error_blocks: r(&self.audio_error_blocks),
             in_progress: r(&self.in_progress),
+            pri_attempted: r(&self.pri_attempted),
         }
     }
 }
@@ -199,6 +223,8 @@ enum Kind {
     Internal,
     Inbound,
     Outbound,
+    PriInbound,
+    PriOutbound,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +255,9 @@ struct Call {
     /// Internal: the called phone.
     b: Option<usize>,
     line: Option<usize>,
+    /// PRI calls: the span (index from 0), the exchange's call handle once known, and the
+    /// bearer timeslot once the call talks.
+    pri: Option<(usize, Option<u32>, u8)>,
     /// Deadline of the current phase, or the time of the next action.
     t: Tick,
     hold: u64,
@@ -348,7 +377,13 @@ impl TrafficGen {
     /// # Real-time
     /// Work bounded by the number of calls, extensions, hunt-group phones and CO lines; no
     /// allocation (the call table is preallocated).
-    pub(crate) fn step(&mut self, now: Tick, phones: &mut [SimPhone], lines: &mut [SimCoLine]) {
+    pub(crate) fn step(
+        &mut self,
+        now: Tick,
+        phones: &mut [SimPhone],
+        lines: &mut [SimCoLine],
+        fars: &mut [SpanFar],
+    ) {
         if now.rem_euclid(BLOCK_TICKS) > 0 {
             return;
         }
@@ -364,14 +399,14 @@ impl TrafficGen {
             self.next_arrival = Some(now + self.rng.exp(self.cfg.mean_interarrival_ms));
         }
         if let Some(kind) = self.pending {
-            if self.try_start(kind, now, phones, lines) {
+            if self.try_start(kind, now, phones, lines, fars) {
                 self.pending = None;
             }
         }
         let mut i = 0;
         while i < self.calls.len() {
             let mut c = self.calls[i];
-            let done = self.advance(&mut c, now, phones, lines);
+            let done = self.advance(&mut c, now, phones, lines, fars);
             if done {
                 if let Some(a) = c.a {
                     self.phone_taken[a] = false;
@@ -405,18 +440,43 @@ impl TrafficGen {
             m.outbound
         };
         let internal = if self.ext_phone.len() < 2 { 0 } else { m.internal };
-        let total = u64::from(internal) + u64::from(inbound) + u64::from(outbound);
+        let pri = !self.cfg.pri_spans.is_empty();
+        let pri_inbound = if pri && !self.hunt.is_empty() && !self.cfg.pri_inbound_number.is_empty()
+        {
+            m.pri_inbound
+        } else {
+            0
+        };
+        let pri_outbound =
+            if pri && self.cfg.pri_outgoing_prefix.is_some() && !self.ext_phone.is_empty() {
+                m.pri_outbound
+            } else {
+                0
+            };
+        let weights = [
+            (Kind::Internal, internal),
+            (Kind::Inbound, inbound),
+            (Kind::Outbound, outbound),
+            (Kind::PriInbound, pri_inbound),
+            (Kind::PriOutbound, pri_outbound),
+        ];
+        let total: u64 = weights.iter().map(|(_, w)| u64::from(*w)).sum();
         if total == 0 {
             return None;
         }
-        let r = self.rng.below(total);
-        Some(if r < u64::from(internal) {
-            Kind::Internal
-        } else if r < u64::from(internal) + u64::from(inbound) {
-            Kind::Inbound
-        } else {
-            Kind::Outbound
-        })
+        let mut r = self.rng.below(total);
+        for (kind, w) in weights {
+            if r < u64::from(w) {
+                return Some(kind);
+            }
+            r -= u64::from(w);
+        }
+        None
+    }
+
+    /// The extension number of phone index `p`, if it has one.
+    fn number_of(&self, p: usize) -> Option<&str> {
+        self.ext_phone.iter().position(|&q| q == p).map(|e| self.cfg.extensions[e].1.as_str())
     }
 
     fn exclusive_setup_running(&self) -> bool {
@@ -455,6 +515,7 @@ impl TrafficGen {
             a: None,
             b: None,
             line: None,
+            pri: None,
             t,
             hold: 0,
             base_a: AudioCheck::default(),
@@ -469,6 +530,9 @@ impl TrafficGen {
         self.attempts += 1;
         inc(&self.stats.attempted);
         inc(&self.stats.in_progress);
+        if c.pri.is_some() {
+            inc(&self.stats.pri_attempted);
+        }
         self.calls.push(c);
     }
 
@@ -478,6 +542,7 @@ impl TrafficGen {
         now: Tick,
         phones: &mut [SimPhone],
         lines: &mut [SimCoLine],
+        fars: &mut [SpanFar],
     ) -> bool {
         let excl_busy = self.exclusive_setup_running();
         match kind {
@@ -536,7 +601,7 @@ impl TrafficGen {
                 self.begin(c);
                 true
             }
-            Kind::Outbound => {
+            Kind::Outbound | Kind::PriOutbound => {
                 if excl_busy {
                     return false;
                 }
@@ -546,10 +611,41 @@ impl TrafficGen {
                 let a = self.ext_phone[ea];
                 let mut c = self.new_call(kind, Phase::DialTone, now + DIAL_TONE_WAIT_MS, true);
                 c.a = Some(a);
+                if kind == Kind::PriOutbound {
+                    c.pri = Some((usize::MAX, None, 0));
+                }
                 self.phone_taken[a] = true;
                 phones[a].off_hook();
                 self.begin(c);
                 true
+            }
+            Kind::PriInbound => {
+                if excl_busy || !self.hunt.iter().any(|&p| self.phone_free(p, phones)) {
+                    return false;
+                }
+                let n = self.cfg.pri_spans.len();
+                let start = self.rng.below(n as u64) as usize;
+                let spans: Vec<usize> =
+                    (0..n).map(|k| self.cfg.pri_spans[(start + k) % n] as usize - 1).collect();
+                let caller = format!("1390000{:04}", self.attempts % 10_000);
+                for idx in spans {
+                    let Some(x) = fars.get_mut(idx).and_then(|f| f.exchange.as_deref_mut()) else {
+                        continue;
+                    };
+                    if !x.link_is_up() {
+                        continue;
+                    }
+                    if let Ok(h) =
+                        x.call_in(now, Some(&caller), &self.cfg.pri_inbound_number, false)
+                    {
+                        let t = now + u64::from(self.cfg.setup_timeout_ms);
+                        let mut c = self.new_call(kind, Phase::Ring, t, true);
+                        c.pri = Some((idx, Some(h), 0));
+                        self.begin(c);
+                        return true;
+                    }
+                }
+                false
             }
         }
     }
@@ -560,7 +656,7 @@ impl TrafficGen {
     }
 
     /// Hang up everything the call holds at once (after a failure).
-    fn abort(c: &Call, phones: &mut [SimPhone], lines: &mut [SimCoLine]) {
+    fn abort(c: &Call, phones: &mut [SimPhone], lines: &mut [SimCoLine], fars: &mut [SpanFar]) {
         for p in [c.a, c.b].into_iter().flatten() {
             phones[p].expect_peer(None);
             phones[p].on_hook();
@@ -568,6 +664,12 @@ impl TrafficGen {
         if let Some(l) = c.line {
             lines[l].expect_peer(None);
             lines[l].hang_up();
+        }
+        if let Some((idx, Some(h), ts)) = c.pri {
+            if let Some(x) = fars.get_mut(idx).and_then(|f| f.exchange.as_deref_mut()) {
+                x.expect_peer(ts, None);
+                x.hang_up(x.now(), h);
+            }
         }
     }
 
@@ -578,6 +680,7 @@ impl TrafficGen {
         now: Tick,
         phones: &mut [SimPhone],
         lines: &mut [SimCoLine],
+        fars: &mut [SpanFar],
     ) -> bool {
         match c.phase {
             Phase::DialTone => {
@@ -587,7 +690,14 @@ impl TrafficGen {
                         Kind::Internal => self.cfg.extensions[c.last.expect("callee")].1.as_str(),
                         _ => self.cfg.outgoing_prefix.as_deref().unwrap_or(""),
                     };
-                    if c.kind == Kind::Outbound && digits.is_empty() {
+                    if c.kind == Kind::PriOutbound {
+                        // The whole number at once; the PBX sends it en bloc after the
+                        // inter-digit timeout.
+                        let prefix = self.cfg.pri_outgoing_prefix.as_deref().unwrap_or("");
+                        let _ = phones[a].dial(&format!("{prefix}{}", self.cfg.external_number));
+                        c.phase = Phase::Connect;
+                        c.t = now + 30_000;
+                    } else if c.kind == Kind::Outbound && digits.is_empty() {
                         let _ = phones[a].dial(&self.cfg.external_number);
                         c.phase = Phase::Connect;
                         c.t = now + 30_000;
@@ -603,7 +713,7 @@ impl TrafficGen {
                     }
                 } else if now >= c.t {
                     self.fail(&self.stats.no_dial_tone);
-                    Self::abort(c, phones, lines);
+                    Self::abort(c, phones, lines, fars);
                     return true;
                 }
             }
@@ -615,7 +725,7 @@ impl TrafficGen {
                     c.t = now + 30_000;
                 } else if now >= c.t {
                     self.fail(&self.stats.no_dial_tone);
-                    Self::abort(c, phones, lines);
+                    Self::abort(c, phones, lines, fars);
                     return true;
                 }
             }
@@ -632,15 +742,15 @@ impl TrafficGen {
                         } else {
                             self.fail(&self.stats.no_ring);
                         }
-                        Self::abort(c, phones, lines);
+                        Self::abort(c, phones, lines, fars);
                         return true;
                     } else if now >= c.t {
                         self.fail(&self.stats.no_ring);
-                        Self::abort(c, phones, lines);
+                        Self::abort(c, phones, lines, fars);
                         return true;
                     }
                 }
-                Kind::Inbound => {
+                Kind::Inbound | Kind::PriInbound => {
                     if let Some(p) = self
                         .hunt
                         .iter()
@@ -653,11 +763,13 @@ impl TrafficGen {
                         c.t = phones[p].ring_started() + u64::from(self.answer_delay());
                     } else if now >= c.t {
                         self.fail(&self.stats.no_ring);
-                        Self::abort(c, phones, lines);
+                        Self::abort(c, phones, lines, fars);
                         return true;
                     }
                 }
-                Kind::Outbound => unreachable!("outbound calls skip the ring phase"),
+                Kind::Outbound | Kind::PriOutbound => {
+                    unreachable!("outbound calls skip the ring phase")
+                }
             },
             Phase::Answer => {
                 if now >= c.t {
@@ -666,15 +778,41 @@ impl TrafficGen {
                         // Ringing stopped before the answer: the caller gave up or the PBX
                         // rang someone else.
                         self.fail(&self.stats.no_answer);
-                        Self::abort(c, phones, lines);
+                        Self::abort(c, phones, lines, fars);
                         return true;
                     }
                     if c.kind == Kind::Internal {
-                        self.talk(c, now, phones, lines);
+                        self.talk(c, now, phones, lines, fars);
                     } else {
                         c.phase = Phase::Connect;
                         c.t = now + 2000;
                     }
+                }
+            }
+            Phase::Connect if c.pri.is_some() => {
+                let a = c.a.expect("phone");
+                if c.kind == Kind::PriOutbound
+                    && matches!(
+                        phones[a].hears().tone,
+                        Some(ProgressTone::Busy | ProgressTone::Congestion)
+                    )
+                    && !phones[a].is_dialing()
+                {
+                    if phones[a].hears().tone == Some(ProgressTone::Busy) {
+                        inc(&self.stats.busy);
+                    } else {
+                        self.fail(&self.stats.no_answer);
+                    }
+                    Self::abort(c, phones, lines, fars);
+                    return true;
+                }
+                if let Some(found) = self.pri_answered(c, a, fars) {
+                    c.pri = Some(found);
+                    self.talk(c, now, phones, lines, fars);
+                } else if now >= c.t {
+                    self.fail(&self.stats.no_answer);
+                    Self::abort(c, phones, lines, fars);
+                    return true;
                 }
             }
             Phase::Connect => {
@@ -710,7 +848,7 @@ impl TrafficGen {
                     } else {
                         self.fail(&self.stats.no_answer);
                     }
-                    Self::abort(c, phones, lines);
+                    Self::abort(c, phones, lines, fars);
                     return true;
                 }
                 if let Some(l) = c.line.filter(|&l| lines[l].state() == CoState::Connected) {
@@ -718,19 +856,19 @@ impl TrafficGen {
                         && !lines[l].dialed_matches(&self.cfg.external_number)
                     {
                         self.fail(&self.stats.wrong_number);
-                        Self::abort(c, phones, lines);
+                        Self::abort(c, phones, lines, fars);
                         return true;
                     }
-                    self.talk(c, now, phones, lines);
+                    self.talk(c, now, phones, lines, fars);
                 } else if now >= c.t {
                     self.fail(&self.stats.no_answer);
-                    Self::abort(c, phones, lines);
+                    Self::abort(c, phones, lines, fars);
                     return true;
                 }
             }
             Phase::Talk => {
                 if now >= c.t {
-                    self.finish_talk(c, now, phones, lines);
+                    self.finish_talk(c, now, phones, lines, fars);
                 }
             }
             Phase::Release => {
@@ -750,8 +888,61 @@ impl TrafficGen {
         self.rng.range(lo, hi)
     }
 
-    fn talk(&mut self, c: &mut Call, now: Tick, phones: &mut [SimPhone], lines: &mut [SimCoLine]) {
+    /// A PRI call's exchange side once it is answered: (span index, handle, timeslot).
+    fn pri_answered(
+        &self,
+        c: &Call,
+        a: usize,
+        fars: &[SpanFar],
+    ) -> Option<(usize, Option<u32>, u8)> {
+        let (idx, handle, _) = c.pri?;
+        if let Some(h) = handle {
+            let x = fars.get(idx)?.exchange.as_deref()?;
+            let rc = x.calls().into_iter().find(|r| r.handle == h)?;
+            return (rc.answered && rc.cause.is_none()).then_some((idx, Some(h), rc.ts?));
+        }
+        // Outbound: the exchange call from this phone's number that nobody else has taken.
+        let number = self.number_of(a)?;
+        for &span in &self.cfg.pri_spans {
+            let idx = span as usize - 1;
+            let Some(x) = fars.get(idx).and_then(|f| f.exchange.as_deref()) else { continue };
+            let found = x.calls().into_iter().find(|r| {
+                r.direction == RemoteDirection::FromPbx
+                    && r.answered
+                    && r.cause.is_none()
+                    && r.calling.as_deref() == Some(number)
+                    && !self
+                        .calls
+                        .iter()
+                        .any(|o| o.pri.is_some_and(|p| p.0 == idx && p.1 == Some(r.handle)))
+            });
+            if let Some(r) = found {
+                return Some((idx, Some(r.handle), r.ts?));
+            }
+        }
+        None
+    }
+
+    fn talk(
+        &mut self,
+        c: &mut Call,
+        now: Tick,
+        phones: &mut [SimPhone],
+        lines: &mut [SimCoLine],
+        fars: &mut [SpanFar],
+    ) {
         let a = c.a.expect("phone");
+        if let Some((idx, _, ts)) = c.pri {
+            let x = fars[idx].exchange.as_deref_mut().expect("a PRI call's span has an exchange");
+            phones[a].expect_peer(Some(EndpointId::Bearer { span: idx as u32 + 1, ts }));
+            x.expect_peer(ts, Some(phones[a].id()));
+            c.base_b = x.audio_check(ts).unwrap_or_default();
+            c.base_a = phones[a].audio_check();
+            c.phase = Phase::Talk;
+            c.hold = self.rng.exp(self.cfg.mean_hold_ms).max(1000);
+            c.t = now + c.hold;
+            return;
+        }
         match (c.b, c.line) {
             (Some(b), _) => {
                 phones[a].expect_peer(Some(phones[b].id()));
@@ -777,13 +968,20 @@ impl TrafficGen {
         now: Tick,
         phones: &mut [SimPhone],
         lines: &mut [SimCoLine],
+        fars: &mut [SpanFar],
     ) {
         let a = c.a.expect("phone");
         let ca = phones[a].audio_check().since(&c.base_a);
-        let cb = match (c.b, c.line) {
-            (Some(b), _) => phones[b].audio_check().since(&c.base_b),
-            (None, Some(l)) => lines[l].audio_check().since(&c.base_b),
-            (None, None) => AudioCheck::default(),
+        let cb = match (c.b, c.line, c.pri) {
+            (_, _, Some((idx, _, ts))) => fars[idx]
+                .exchange
+                .as_deref()
+                .and_then(|x| x.audio_check(ts))
+                .unwrap_or_default()
+                .since(&c.base_b),
+            (Some(b), _, _) => phones[b].audio_check().since(&c.base_b),
+            (None, Some(l), _) => lines[l].audio_check().since(&c.base_b),
+            (None, None, None) => AudioCheck::default(),
         };
         let errors = ca.error_blocks + cb.error_blocks;
         if errors == 0 && ca.ok_blocks > 0 && cb.ok_blocks > 0 {
@@ -796,6 +994,21 @@ impl TrafficGen {
         self.stats.in_progress.fetch_sub(1, Ordering::Relaxed);
         phones[a].expect_peer(None);
         let a_first = self.rng.below(2) == 0;
+        if let Some((idx, Some(h), ts)) = c.pri {
+            if let Some(x) = fars[idx].exchange.as_deref_mut() {
+                x.expect_peer(ts, None);
+                if a_first {
+                    phones[a].on_hook();
+                    c.last = None;
+                } else {
+                    x.hang_up(now, h);
+                    c.last = Some(a);
+                }
+            }
+            c.phase = Phase::Release;
+            c.t = now + RELEASE_MS;
+            return;
+        }
         match (c.b, c.line) {
             (Some(b), _) => {
                 phones[b].expect_peer(None);

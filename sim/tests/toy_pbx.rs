@@ -171,7 +171,7 @@ fn internal_calls_complete_through_a_toy_pbx() {
     .unwrap();
     card.start_traffic(TrafficConfig {
         extensions: (1..=n as u32).map(|p| (p, format!("80{p}"))).collect(),
-        mix: CallMix { internal: 1, inbound: 0, outbound: 0 },
+        mix: CallMix { internal: 1, inbound: 0, outbound: 0, pri_inbound: 0, pri_outbound: 0 },
         mean_interarrival_ms: 2000,
         mean_hold_ms: 30_000,
         ..TrafficConfig::default()

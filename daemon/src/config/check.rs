@@ -76,6 +76,7 @@ pub(super) fn check(cfg: &Config, origins: &Origins) -> Problems {
     check_routes(cfg, origins, &mut p);
     super::callcenter::check(cfg, &mut p);
     super::callcenter_routing::check(cfg, &mut p);
+    super::fax::check(cfg, &mut p);
     p
 }
 
@@ -510,10 +511,15 @@ fn check_references(cfg: &Config, o: &Origins, p: &mut Problems) {
     for (i, t) in cfg.trunk_groups.iter().enumerate() {
         for (key, target) in [("incoming", &t.incoming), ("fax_destination", &t.fax_destination)] {
             let Some(target) = target else { continue };
-            if !extensions.contains(target.as_str()) && !hunts.contains(target.as_str()) {
+            // `receive`: the daemon's fax service takes the call.
+            let fax = target == crate::faxsvc::RECEIVE;
+            if !fax && !extensions.contains(target.as_str()) && !hunts.contains(target.as_str()) {
                 p.push((
                     Loc::entry("trunk_group", o.trunk_groups[i], key),
-                    format!("{target} is neither an extension nor a hunt group number"),
+                    format!(
+                        "{target} is neither an extension nor a hunt group number (nor \"{}\")",
+                        crate::faxsvc::RECEIVE
+                    ),
                 ));
             }
         }

@@ -8,6 +8,7 @@ pub mod callcenter;
 pub mod callcenter_routing;
 mod check;
 pub mod edit;
+pub mod fax;
 mod load;
 pub mod model;
 

@@ -58,6 +58,9 @@ pub struct Config {
     /// `[[ivr]]`: IVR menus and digit collection nodes (main file only).
     #[serde(default, rename = "ivr", skip_serializing_if = "Vec::is_empty")]
     pub ivr: Vec<super::callcenter_routing::IvrConfig>,
+    /// `[fax]`: the fax service (main file only).
+    #[serde(default, skip_serializing_if = "super::fax::FaxConfig::is_default")]
+    pub fax: super::fax::FaxConfig,
 }
 
 /// The control socket path used when the configuration names none:

@@ -154,6 +154,18 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// PRI call setups per second through the whole stack on a simulated span.
+    Pri {
+        /// Number of calls.
+        #[arg(long, default_value_t = 3000)]
+        calls: u32,
+        /// Calls in flight at once (1..=30).
+        #[arg(long, default_value_t = 30)]
+        parallel: u32,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Command {
@@ -252,6 +264,7 @@ pub fn run_client_command_to(
             CtlData::ConfigFile(d) => serde_json::to_string_pretty(d),
             CtlData::Reload(d) => serde_json::to_string_pretty(d),
             CtlData::Capture(d) => serde_json::to_string_pretty(d),
+            CtlData::FaxJob(d) => serde_json::to_string_pretty(d),
         }?;
         writeln!(out, "{text}")?;
     } else {
@@ -318,6 +331,7 @@ pub fn render(data: &CtlData) -> String {
         CtlData::ConfigFile(c) => format!("{}\n", c.path),
         CtlData::Reload(r) => render_reload(r),
         CtlData::Capture(c) => super::span::render_capture(c),
+        CtlData::FaxJob(j) => crate::faxsvc::cli::render_job(j),
     }
 }
 

@@ -37,6 +37,33 @@ pub enum CtlRequest {
     Reload,
     /// Start or stop capturing a PRI span's D-channel to a pcap file: [`CaptureData`].
     SpanCapture(SpanCaptureArgs),
+    /// Queue a fax to send through a trunk group: [`FaxJobData`].
+    FaxSend(FaxSendArgs),
+}
+
+/// The fields of a `fax_send` request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaxSendArgs {
+    /// The number (with the route's prefix, or as the network takes it with `group`).
+    pub to: String,
+    /// The TIFF to send (an absolute path: the daemon reads it).
+    pub file: String,
+    /// Attempts after the first (default: `[fax] retries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// The trunk group to send through (default: the route the number matches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// Answer to `fax_send`: the job queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxJobData {
+    /// The job number (the store row of the result carries it).
+    pub job: u64,
+    /// Pages in the document.
+    pub pages: u32,
 }
 
 /// The fields of a `span_capture` request.
@@ -59,7 +86,7 @@ pub struct SpanCaptureArgs {
 
 impl CtlRequest {
     /// Every request, in the order the help text lists them.
-    pub const ALL: [CtlRequest; 10] = [
+    pub const ALL: [CtlRequest; 11] = [
         CtlRequest::Ping,
         CtlRequest::Status,
         CtlRequest::Cards,
@@ -74,6 +101,12 @@ impl CtlRequest {
             file: None,
             stop: false,
             duration_ms: None,
+        }),
+        CtlRequest::FaxSend(FaxSendArgs {
+            to: String::new(),
+            file: String::new(),
+            retries: None,
+            group: None,
         }),
     ];
 
@@ -90,6 +123,7 @@ impl CtlRequest {
             CtlRequest::ConfigFile => "config_file",
             CtlRequest::Reload => "reload",
             CtlRequest::SpanCapture(_) => "span_capture",
+            CtlRequest::FaxSend(_) => "fax_send",
         }
     }
 
@@ -100,7 +134,7 @@ impl CtlRequest {
 
     /// Whether the command takes fields besides `cmd`.
     pub fn takes_fields(&self) -> bool {
-        matches!(self, CtlRequest::SpanCapture(_))
+        matches!(self, CtlRequest::SpanCapture(_) | CtlRequest::FaxSend(_))
     }
 
     /// The request as one protocol line, newline included.
@@ -143,6 +177,9 @@ impl CtlRequest {
             return match req {
                 CtlRequest::SpanCapture(_) => serde_json::from_value(fields)
                     .map(CtlRequest::SpanCapture)
+                    .map_err(|e| format!("command {cmd:?}: {e}")),
+                CtlRequest::FaxSend(_) => serde_json::from_value(fields)
+                    .map(CtlRequest::FaxSend)
                     .map_err(|e| format!("command {cmd:?}: {e}")),
                 other => Ok(other),
             };
@@ -189,6 +226,8 @@ pub enum CtlData {
     Reload(ReloadData),
     /// Answer to `span_capture`.
     Capture(CaptureData),
+    /// Answer to `fax_send`.
+    FaxJob(FaxJobData),
 }
 
 impl CtlData {
@@ -208,6 +247,7 @@ impl CtlData {
             CtlRequest::ConfigFile => CtlData::ConfigFile(serde_json::from_value(data)?),
             CtlRequest::Reload => CtlData::Reload(serde_json::from_value(data)?),
             CtlRequest::SpanCapture(_) => CtlData::Capture(serde_json::from_value(data)?),
+            CtlRequest::FaxSend(_) => CtlData::FaxJob(serde_json::from_value(data)?),
         })
     }
 
@@ -224,6 +264,7 @@ impl CtlData {
             CtlData::ConfigFile(_) => CtlRequest::ConfigFile,
             CtlData::Reload(_) => CtlRequest::Reload,
             CtlData::Capture(_) => CtlRequest::SpanCapture(SpanCaptureArgs::default()),
+            CtlData::FaxJob(_) => CtlRequest::FaxSend(FaxSendArgs::default()),
         }
     }
 }

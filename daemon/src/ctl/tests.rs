@@ -335,8 +335,8 @@ fn cli_config_check() {
     assert_eq!(
         out,
         format!(
-            "{}: OK (1 card, 12 analog ports, 0 E1 spans, 8 extensions, 1 hunt group, \
-             1 trunk group, 1 route)\n",
+            "{}: OK (1 card, 12 analog ports, 1 E1 span, 8 extensions, 1 hunt group, \
+             2 trunk groups, 2 routes)\n",
             good.display()
         )
     );
@@ -350,10 +350,11 @@ fn cli_config_check() {
     assert_eq!(code, EXIT_FAILED);
     assert!(out.is_empty());
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 3, "{err}");
+    assert_eq!(lines.len(), 4, "{err}");
     assert!(lines[0].contains("extension[1].port: card \"sim9\" does not exist (cards: sim0)"));
     assert!(lines[1].contains("trunk_group[0].incoming"));
-    assert_eq!(lines[2], format!("{}: 2 errors", bad.display()));
+    assert!(lines[2].contains("trunk_group[1].incoming"));
+    assert_eq!(lines[3], format!("{}: 3 errors", bad.display()));
 }
 
 #[test]

@@ -21,6 +21,11 @@ pub struct PromptId(pub u16);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecSlot(pub u16);
 
+/// Index of a fax port (a pair of preallocated rings to the fax worker thread, see
+/// [`super::faxport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FaxSlot(pub u16);
+
 /// Most channels one [`Source::Mix`] output can mix.
 pub const MAX_MIX: usize = 4;
 
@@ -49,6 +54,9 @@ pub enum Source {
     /// The channel's own FSK modulator, sending one on-hook caller ID burst (channel seizure,
     /// mark, the message); silence and [`EngineEvent::PlayDone`] when it is over.
     Fsk(FskBurst),
+    /// A fax port: the channel transmits what the fax worker sends on the port, and the audio
+    /// the channel receives goes to the worker through the port (one channel per port).
+    FaxPort(FaxSlot),
 }
 
 /// One caller ID message to send with [`Source::Fsk`].

@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod fake;
+pub mod faxport;
 mod list;
 pub mod prompt;
 pub mod record;
@@ -29,9 +30,10 @@ pub mod stats;
 mod tests;
 
 pub use api::{
-    CidFrame, ConfId, ConfMode, Detectors, EngineCommand, EngineEvent, FskBurst, PromptId, RecSlot,
-    Source, CLAMP_DELAY_SAMPLES, MAX_MIX,
+    CidFrame, ConfId, ConfMode, Detectors, EngineCommand, EngineEvent, FaxSlot, FskBurst, PromptId,
+    RecSlot, Source, CLAMP_DELAY_SAMPLES, MAX_MIX,
 };
+pub use faxport::FaxPortRings;
 pub use prompt::{PromptError, PromptLibrary};
 pub use record::{
     RecordError, RecordingFinished, RecordingHandle, RecordingRings, RecordingWriter,
@@ -90,6 +92,8 @@ pub struct EngineConfig {
     pub echo_channels: Vec<ChannelId>,
     /// Settings of those echo cancellers.
     pub echo: EchoConfig,
+    /// Number of fax ports ([`FaxSlot`] `0..fax_ports`).
+    pub fax_ports: usize,
 }
 
 impl Default for EngineConfig {
@@ -103,6 +107,7 @@ impl Default for EngineConfig {
             tone_plan: TonePlan::china(),
             echo_channels: Vec::new(),
             echo: EchoConfig::default(),
+            fax_ports: 8,
         }
     }
 }
@@ -129,6 +134,7 @@ pub struct EngineHandle {
     ev: HeapCons<EngineEvent>,
     stats: Arc<EngineStats>,
     recordings: Option<RecordingRings>,
+    fax_ports: Option<FaxPortRings>,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -165,6 +171,11 @@ impl EngineHandle {
     pub fn take_recordings(&mut self) -> Option<RecordingRings> {
         self.recordings.take()
     }
+
+    /// The fax worker's ends of the fax ports (once).
+    pub fn take_fax_ports(&mut self) -> Option<FaxPortRings> {
+        self.fax_ports.take()
+    }
 }
 
 /// What an output computes each tick: [`Source`] compiled to indices.
@@ -183,6 +194,11 @@ enum Route {
         repeat: bool,
     },
     Fsk,
+    /// Fax port `slot` attached to channel `chan` (the output's own channel).
+    Fax {
+        slot: u16,
+        chan: u32,
+    },
 }
 
 /// DTMF clamping state of one channel: a delay line for its received G.711 codes and the
@@ -235,6 +251,7 @@ pub struct Engine<C: Card> {
     echo_active: ActiveList,
     rec: Vec<SlotProducer>,
     rec_active: ActiveList,
+    fax_ports: Vec<faxport::EnginePort>,
     cmd: HeapCons<EngineCommand>,
     ev: HeapProd<EngineEvent>,
     stats: Arc<EngineStats>,
@@ -326,6 +343,7 @@ impl<C: Card> Engine<C> {
     ) -> Result<(Engine<C>, EngineHandle), EngineBuildError> {
         assert!(cfg.conferences <= usize::from(NO_CONF), "at most 65535 conferences");
         assert!(cfg.recording_slots <= usize::from(u16::MAX), "at most 65535 recording slots");
+        assert!(cfg.fax_ports <= usize::from(u16::MAX), "at most 65535 fax ports");
         cardpbx_dsp::tone::init();
         let n = card.channel_count();
         let info = card.info();
@@ -339,6 +357,7 @@ impl<C: Card> Engine<C> {
         let (cmd_prod, cmd_cons) = HeapRb::new(cfg.cmd_capacity.max(1)).split();
         let (ev_prod, ev_cons) = HeapRb::new(cfg.event_capacity.max(1)).split();
         let (rec, rings) = record::pool(cfg.recording_slots);
+        let (fax_ports, fax_rings) = faxport::pool(cfg.fax_ports);
         let stats = Arc::new(EngineStats::default());
         let dtmf_proto = DtmfDetector::new(DtmfConfig::default());
         let mut echo: Vec<Option<Box<EchoCanceller>>> = (0..n).map(|_| None).collect();
@@ -388,11 +407,18 @@ impl<C: Card> Engine<C> {
             echo_active: ActiveList::new(n),
             rec_active: ActiveList::new(cfg.recording_slots),
             rec,
+            fax_ports,
             cmd: cmd_cons,
             ev: ev_prod,
             stats: stats.clone(),
         };
-        let handle = EngineHandle { cmd: cmd_prod, ev: ev_cons, stats, recordings: Some(rings) };
+        let handle = EngineHandle {
+            cmd: cmd_prod,
+            ev: ev_cons,
+            stats,
+            recordings: Some(rings),
+            fax_ports: Some(fax_rings),
+        };
         Ok((engine, handle))
     }
 
@@ -672,6 +698,11 @@ impl<C: Card> Engine<C> {
                         self.play_done(ch);
                     }
                 }
+                Route::Fax { slot, .. } => {
+                    let mut buf = [0i16; CHUNK_SAMPLES];
+                    self.fax_ports[usize::from(slot)].exchange(&self.rx_lin[ch], &mut buf);
+                    encode(law, &buf, &mut self.tx[ch]);
+                }
                 Route::Prompt { id, repeat } => {
                     let mut buf = [0i16; CHUNK_SAMPLES];
                     let samples = self.prompts.samples(api::PromptId(id)).unwrap_or(&[]);
@@ -770,12 +801,20 @@ impl<C: Card> Engine<C> {
                     f(self, c);
                 }
             }
+            // The port hears the channel's own received audio.
+            Route::Fax { chan, .. } => f(self, chan),
             _ => {}
         }
     }
 
     fn set_route(&mut self, ch: usize, r: Route) {
         let old = self.route[ch];
+        if let Route::Fax { slot, .. } = old {
+            self.fax_ports[usize::from(slot)].detach();
+        }
+        if let Route::Fax { slot, chan } = r {
+            self.fax_ports[usize::from(slot)].attach(chan);
+        }
         self.route_refs(old, false);
         self.route[ch] = r;
         self.route_refs(r, true);
@@ -819,6 +858,14 @@ impl<C: Card> Engine<C> {
             Source::Prompt { prompt, repeat } => {
                 self.prompts.samples(prompt)?;
                 Route::Prompt { id: prompt.0, repeat }
+            }
+            Source::FaxPort(slot) => {
+                let port = self.fax_ports.get(usize::from(slot.0))?;
+                // One channel per port.
+                if port.chan != u32::MAX && port.chan != ch as u32 {
+                    return None;
+                }
+                Route::Fax { slot: slot.0, chan: ch as u32 }
             }
         })
     }

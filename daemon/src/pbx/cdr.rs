@@ -52,6 +52,8 @@ fn cause_code(why: &str) -> &'static str {
         "no digit dialled" => "no_digits",
         "trunk group has no incoming target" => "not_routed",
         "card command failed" | "card gone" => "card_error",
+        "agent feature code" | "agent feature code refused" => "feature_code",
+        "rejected: busy" => "busy",
         _ => "failed",
     }
 }
@@ -92,6 +94,7 @@ impl Pbx {
         }
         let mut rec = self.build_cdr(c, chan, note, self.now);
         rec.dnis = dnis;
+        self.cc_fill_cdr(c.id, &mut rec);
         if self.cdr.queue.len() >= MAX_QUEUED {
             self.cdr.dropped += 1;
             return;

@@ -13,8 +13,12 @@
 //! line when someone picks up. What it does not do yet: features on hook flash (transfer, hold),
 //! queues, IVR, PRI and R2 trunks.
 
+mod cc;
+mod cc_features;
+mod cc_records;
 mod cdr;
 mod dial;
+mod fax;
 mod pri;
 mod r2;
 mod reconfig;
@@ -37,6 +41,7 @@ use cardpbx_signalling::loopstart::{
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub use dial::DialResult;
+pub use fax::{FaxEvent, FaxJobInfo, FaxSendRequest};
 pub use pri::{CaptureInfo, PriSpanInfo};
 pub use r2::R2SpanInfo;
 pub use reconfig::ReconfigReport;
@@ -302,6 +307,10 @@ pub struct Pbx {
     reconf: reconfig::Reconf,
     /// Call detail records of finished calls, waiting to be drained.
     cdr: cdr::CdrLog,
+    /// The call center: inbound routing, IVR and ACD (`cc.rs`).
+    cc: cc::CallCenter,
+    /// Fax reception and fax jobs (`fax.rs`).
+    fax: fax::FaxCtl,
 }
 
 /// A span's settings and alarms as call control knows them.
@@ -520,6 +529,8 @@ impl Pbx {
             r2: r2_trunks,
             reconf: reconfig::Reconf::new(cfg, card_name),
             cdr: cdr::CdrLog::default(),
+            cc: cc::CallCenter::new(cfg)?,
+            fax: fax::FaxCtl::new(cfg),
         };
         // Bring every span into service with its line settings (defaults for spans the
         // configuration does not mention); the card answers with its alarms.
@@ -574,6 +585,8 @@ impl Pbx {
             tone_plan: self.plan.clone(),
             echo_channels,
             echo,
+            prompts: self.cc.library(),
+            fax_ports: self.fax.ports(),
             ..EngineConfig::default()
         }
     }
@@ -614,6 +627,7 @@ impl Pbx {
             EngineEvent::Heartbeat(_) => {}
         }
         self.collect();
+        self.cc_pump();
     }
 
     /// The earliest tick at which [`handle_timeout`](Self::handle_timeout) has work to do.
@@ -628,7 +642,14 @@ impl Pbx {
             };
             t.into_iter().chain(l.cid_due).chain(l.ring_due).min()
         });
-        calls.chain(fax).chain(lines).chain(self.pri_timeout()).chain(self.r2_timeout()).min()
+        calls
+            .chain(fax)
+            .chain(lines)
+            .chain(self.pri_timeout())
+            .chain(self.r2_timeout())
+            .chain(self.cc_timeout())
+            .chain(self.fax_timeout())
+            .min()
     }
 
     /// Run every timer due at `now`.
@@ -677,7 +698,10 @@ impl Pbx {
         }
         self.pri_poll(now);
         self.r2_poll(now);
+        self.cc_tick(now);
+        self.fax_poll(now);
         self.collect();
+        self.cc_pump();
     }
 
     fn advance(&mut self, now: Tick) {
@@ -687,8 +711,13 @@ impl Pbx {
     fn cmd(&mut self, c: EngineCommand) {
         match c {
             EngineCommand::SetSource(ch, src) => {
+                let old = self.sources.get(ch.index()).map(|m| m.0);
                 if let Some(m) = self.sources.get_mut(ch.index()) {
                     m.0 = src;
+                }
+                // A fax port left behind: its session stops.
+                if let Some(Source::FaxPort(slot)) = old.filter(|o| *o != src) {
+                    self.fax_detached(slot);
                 }
             }
             EngineCommand::Detect(ch, d) => {
@@ -730,6 +759,13 @@ impl Pbx {
     fn update_detectors(&mut self, chan: ChannelId) {
         let Some(id) = self.lines[chan.index()].call else { return };
         let Some(c) = self.calls.get(&id) else { return };
+        if matches!(self.lines[chan.index()].kind, LineKind::Bchan { .. }) {
+            // PRI bearers: fax calling tone while listened for; other detectors stay as set.
+            let fax = c.fax_until.is_some() && c.a == chan;
+            let d = Detectors { fax, ..self.sources[chan.index()].1 };
+            self.detect(chan, d);
+            return;
+        }
         if !matches!(self.lines[chan.index()].kind, LineKind::Fxo { .. }) {
             return;
         }
@@ -740,6 +776,7 @@ impl Pbx {
             progress: connected
                 && (f.hangup_on_busy_tone || (f.call_progress && outbound_unanswered)),
             fax: c.fax_until.is_some() && c.a == chan,
+            dtmf: self.cc_wants_dtmf(chan),
             callerid: if c.state == CallState::CallerId { f.fxo_cid } else { None },
             ..Detectors::NONE
         };
@@ -946,6 +983,9 @@ impl Pbx {
     }
 
     fn on_digit(&mut self, chan: ChannelId, digit: char) {
+        if self.cc_digit(chan, digit) {
+            return;
+        }
         let Some(id) = self.lines[chan.index()].call else {
             self.dtmf_cid_digit(chan, digit);
             return;
@@ -974,6 +1014,12 @@ impl Pbx {
 
     /// Act on the digits collected so far; `complete` when no more will come.
     fn dial(&mut self, id: CallId, digits: &str, complete: bool) {
+        if self.fax_dial(id, digits, complete) {
+            return;
+        }
+        if self.cc_feature(id, digits, complete) {
+            return;
+        }
         match dial::analyse(self, digits, complete) {
             DialResult::Extension(chan) => {
                 self.set_to(id, digits);
@@ -1196,11 +1242,16 @@ impl Pbx {
             self.originate(chan);
             return;
         };
+        if self.cc_agent_answered(chan) {
+            return;
+        }
         let now = self.now;
         let Some(c) = self.calls.get_mut(&id) else { return };
         if c.state != CallState::Ringing {
             return;
         }
+        // A trunk the call center answered already (IVR, queue overflow) is not answered again.
+        let trunk_answered = c.answered.is_some();
         let others: Vec<ChannelId> = c.ringing.iter().copied().filter(|r| *r != chan).collect();
         c.ringing.clear();
         c.b = Some(chan);
@@ -1221,22 +1272,25 @@ impl Pbx {
                 }
             }
         }
-        if matches!(self.lines[a.index()].kind, LineKind::Bchan { .. }) && !self.pri_answer(a) {
+        if matches!(self.lines[a.index()].kind, LineKind::Bchan { .. })
+            && !trunk_answered
+            && !self.pri_answer(a)
+        {
             tracing::warn!(chan = %a, "could not answer the PRI call");
             self.leg_gone(a);
             return;
         }
-        if matches!(self.lines[a.index()].kind, LineKind::R2 { .. }) && !self.r2_answer(a) {
+        if matches!(self.lines[a.index()].kind, LineKind::R2 { .. })
+            && !trunk_answered
+            && !self.r2_answer(a)
+        {
             tracing::warn!(chan = %a, "could not answer the R2 call");
             self.leg_gone(a);
             return;
         }
+        let ms = self.trunk_group_of(a).map_or(0, |g| self.trunk_groups[g].fax_detect_ms);
         if let Some(c) = self.calls.get_mut(&id) {
             if c.fax_until == Some(Tick::MAX) {
-                let ms = match self.lines[a.index()].kind {
-                    LineKind::Fxo { group, .. } => self.trunk_groups[group].fax_detect_ms,
-                    _ => 0,
-                };
                 c.fax_until = (ms > 0).then_some(now + ms);
             }
         }
@@ -1337,7 +1391,7 @@ impl Pbx {
                 if c.a != chan || c.fax_until.is_none() || c.fax {
                     return;
                 }
-                let LineKind::Fxo { group, .. } = self.lines[chan.index()].kind else { return };
+                let Some(group) = self.trunk_group_of(chan) else { return };
                 let Some(dest) = self.trunk_groups[group].fax_destination.clone() else { return };
                 self.move_to_fax(id, &dest);
             }
@@ -1354,9 +1408,12 @@ impl Pbx {
         c.timer = None;
         c.fax = true;
         c.fax_until = None;
-        c.answered = None;
-        c.state = CallState::Dialing;
+        // A PRI call we answered to listen for fax stays answered (no second CONNECT).
         let a = c.a;
+        if !matches!(self.lines[a.index()].kind, LineKind::Bchan { .. }) {
+            c.answered = None;
+        }
+        c.state = CallState::Dialing;
         self.counters.fax_calls += 1;
         self.stop_ringing(&ringing);
         for r in ringing {
@@ -1546,7 +1603,13 @@ impl Pbx {
         let LineKind::Fxo { group, .. } = self.lines[chan.index()].kind else { return };
         self.update_detectors(chan);
         let tg = &self.trunk_groups[group];
-        let (target, fax) = (tg.incoming.clone(), tg.fax_destination.is_some());
+        let (mut target, fax) = (tg.incoming.clone(), tg.fax_destination.is_some());
+        // FXO lines carry no called number: the call center routes by the group's target.
+        match self.cc_route(id, target.as_deref().unwrap_or("")) {
+            cc::CcRouted::Default => {}
+            cc::CcRouted::Target(t) => target = Some(t),
+            cc::CcRouted::Handled => return,
+        }
         let Some(target) = target else {
             self.set_to(id, "");
             self.fail(id, ProgressTone::Congestion, "trunk group has no incoming target");
@@ -1659,6 +1722,9 @@ impl Pbx {
     }
 
     fn on_play_done(&mut self, chan: ChannelId) {
+        if self.cc_play_done(chan) {
+            return;
+        }
         if self.lines[chan.index()].dtmf_cid.is_some() {
             self.send_dtmf_cid(chan);
             return;
@@ -1714,6 +1780,7 @@ impl Pbx {
             return;
         };
         self.cdr_call_ended(&c, chan);
+        self.cc_call_gone(&c, chan);
         let now = self.now;
         if c.state == CallState::Connected {
             self.counters.calls_completed += 1;

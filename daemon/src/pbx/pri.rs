@@ -391,6 +391,7 @@ impl Pbx {
     }
 
     fn pri_event(&mut self, i: usize, e: CallEvent) {
+        self.fax_pri_event(i, &e);
         match e {
             CallEvent::Incoming { call, channel, called, calling, sending_complete } => {
                 self.pri_incoming(i, call, channel, called, calling, sending_complete)
@@ -552,15 +553,26 @@ impl Pbx {
         let _ = self.pri[i].ep.call(now, |q, t| q.proceeding(t, call));
         // Direct dialling in: a called number that is an extension or hunt group rings it;
         // anything else goes to the trunk group's incoming target.
-        let target = self.did_target(&called, Some(self.pri[i].group));
+        let mut target = self.did_target(&called, Some(self.pri[i].group));
+        match self.cc_route(id, &called) {
+            super::cc::CcRouted::Default => {}
+            super::cc::CcRouted::Target(t) => target = Some(t),
+            super::cc::CcRouted::Handled => return,
+        }
         let Some(target) = target else {
             self.set_to(id, "");
             self.fail(id, ProgressTone::Congestion, "unknown number");
             return;
         };
+        self.pri_fax_listen(id, &target);
         self.set_to(id, &target);
         self.dial(id, &target, true);
-        if self.calls.get(&id).is_some_and(|c| c.state == CallState::Ringing) {
+        // A call answered to listen for fax calling tone is not alerted any more.
+        if self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.state == CallState::Ringing && c.fax_until.is_none())
+        {
             let _ = self.pri[i].ep.call(now, |q, t| q.alerting(t, call));
         }
     }

@@ -333,7 +333,12 @@ impl Pbx {
             }
         }
         let group = self.trunk_groups.iter().position(|g| g.lines.contains(&chan));
-        let target = self.did_target(dnis, group);
+        let mut target = self.did_target(dnis, group);
+        match self.cc_route(id, dnis) {
+            super::cc::CcRouted::Default => {}
+            super::cc::CcRouted::Target(t) => target = Some(t),
+            super::cc::CcRouted::Handled => return,
+        }
         let Some(target) = target else {
             self.set_to(id, dnis);
             self.fail(id, ProgressTone::Congestion, "unknown number");
@@ -366,6 +371,17 @@ impl Pbx {
         // The compelled cycle of the B signal still needs the detector.
         self.r2_detect(i);
         self.r2_drain(i);
+    }
+
+    /// Accept the incoming R2 call on `chan` (free of charge) while it is offered, before the
+    /// call center answers it; true when the channel is an R2 channel.
+    pub(super) fn r2_accept(&mut self, chan: ChannelId) -> bool {
+        let Some(i) = self.r2_index(chan) else { return false };
+        let now = self.now;
+        // Refused when the call was accepted already: nothing more to do.
+        let _ = self.r2[i].ch.accept(now, BSignal::FreeCharge);
+        self.r2_drain(i);
+        true
     }
 
     /// An extension answered the incoming R2 call on `chan`: AB 01.

@@ -167,6 +167,7 @@ impl Pbx {
             }
             Source::Prompt { prompt, .. } => format!("prompt {}", prompt.0),
             Source::Fsk(_) => "caller id".to_string(),
+            Source::FaxPort(s) => format!("fax port {}", s.0),
         };
         (text, *det, *echo)
     }

@@ -9,6 +9,7 @@
 //! Opening is careful: a file that is not SQLite, is corrupt, belongs to something else or was
 //! written by a newer cardpbx is refused with a clear error and left untouched.
 
+pub mod fax;
 pub mod record;
 pub mod report;
 mod schema;
@@ -18,6 +19,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use fax::FaxRecord;
 pub use record::{
     AgentEvent, AgentEventKind, CallbackRecord, CdrRecord, HangupSide, IvrStep, QueueEvent,
     QueueEventKind, Record, RecordingRecord, VoicemailRecord,
@@ -410,6 +412,7 @@ impl Store {
             "voicemail",
             "callbacks",
             "recordings",
+            "faxes",
         ];
         if !TABLES.contains(&table) {
             return Err(StoreError::Sql(rusqlite::Error::InvalidParameterName(table.into())));
@@ -529,6 +532,7 @@ fn write_one(tx: &rusqlite::Transaction<'_>, r: &Record) -> rusqlite::Result<()>
                 c.done_ms,
             ])?;
         }
+        Record::Fax(f) => fax::write(tx, f)?,
         Record::Recording(r) => {
             tx.prepare_cached(
                 "INSERT INTO recordings (call_id, agent, caller, called, queue, start_ms,

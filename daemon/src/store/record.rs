@@ -27,6 +27,8 @@ pub enum Record {
     Callback(CallbackRecord),
     /// A finished recording.
     Recording(RecordingRecord),
+    /// A fax received or sent (`faxes` table).
+    Fax(super::fax::FaxRecord),
 }
 
 /// Who cleared a call first.

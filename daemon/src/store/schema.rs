@@ -110,6 +110,8 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX recordings_start ON recordings(start_ms);
     CREATE INDEX recordings_call ON recordings(call_id);
     ",
+    // 2: faxes received and sent.
+    super::fax::MIGRATION,
 ];
 
 /// The schema version this build writes and reads.

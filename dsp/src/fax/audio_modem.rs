@@ -1,11 +1,16 @@
 //! The session's [`ImageModem`] over the real image modems of [`super::modem`]: V.27 ter
-//! (2400/4800 bit/s) and V.29 (7200/9600 bit/s).
+//! (2400/4800 bit/s), V.29 (7200/9600 bit/s) and V.17 (7200–14400 bit/s).
 //!
 //! T.30 names rates with [`FaxRate`], the modems with [`ImageRate`]; [`image_rate`] joins
 //! them. The session hands a whole page to [`ImageTx::push_bytes`] at once, more than a
 //! modem's bit queue holds, so [`ModemTxAdapter`] keeps the bytes and feeds the modem as its
-//! queue drains. V.17 rates have no modem here: [`SoftModem::rates`] never offers them, and a
-//! transmitter or receiver asked for one anyway is inert (sends nothing, hears nothing).
+//! queue drains.
+//!
+//! V.17 training: T.30 sends TCF with V.17's long training and the image data after CFR with
+//! the short one (the receiver keeps what it learnt from TCF). The session does not say which
+//! burst is which, so the adapter tells them apart by content: TCF is all zero octets, while
+//! image data (T.4 lines start with an EOL, ECM frames with HDLC flags) never is. The V.17
+//! receiver recognises either training by itself.
 
 use std::collections::VecDeque;
 
@@ -20,11 +25,14 @@ pub fn image_rate(rate: FaxRate) -> Option<ImageRate> {
         FaxRate::V27ter4800 => Some(ImageRate::V27_4800),
         FaxRate::V29_7200 => Some(ImageRate::V29_7200),
         FaxRate::V29_9600 => Some(ImageRate::V29_9600),
-        _ => None,
+        FaxRate::V17_7200 => Some(ImageRate::V17_7200),
+        FaxRate::V17_9600 => Some(ImageRate::V17_9600),
+        FaxRate::V17_12000 => Some(ImageRate::V17_12000),
+        FaxRate::V17_14400 => Some(ImageRate::V17_14400),
     }
 }
 
-/// Image modems in software: V.27 ter and/or V.29.
+/// Image modems in software: any of V.27 ter, V.29 and V.17.
 #[derive(Debug, Clone)]
 pub struct SoftModem {
     families: Vec<ModemFamily>,
@@ -33,12 +41,12 @@ pub struct SoftModem {
 }
 
 impl SoftModem {
-    /// Both V.27 ter and V.29 with default settings.
+    /// V.27 ter, V.29 and V.17 with default settings.
     pub fn new() -> Self {
-        Self::with_families(&[ModemFamily::V27ter, ModemFamily::V29])
+        Self::with_families(&[ModemFamily::V27ter, ModemFamily::V29, ModemFamily::V17])
     }
 
-    /// Only the given modem families (V.17 is ignored: not implemented).
+    /// Only the given modem families.
     pub fn with_families(families: &[ModemFamily]) -> Self {
         SoftModem { families: families.to_vec(), tx: TxConfig::default(), rx: RxConfig::default() }
     }
@@ -68,6 +76,8 @@ pub struct ModemTxAdapter {
     inner: Option<modem::ImageTx>,
     pending: VecDeque<u8>,
     finish: bool,
+    /// The first data has been seen (and V.17's training chosen).
+    started: bool,
 }
 
 impl ModemTxAdapter {
@@ -95,6 +105,13 @@ impl ModemTxAdapter {
 
 impl ImageTx for ModemTxAdapter {
     fn push_bytes(&mut self, data: &[u8]) {
+        if !self.started && !data.is_empty() {
+            self.started = true;
+            // Image data (not TCF): V.17 sends the short training.
+            if let Some(m) = self.inner.as_mut() {
+                m.set_short_train(data.iter().any(|&b| b != 0));
+            }
+        }
         self.pending.extend(data);
         self.feed();
     }
@@ -163,6 +180,7 @@ impl ImageModem for SoftModem {
             inner: image_rate(rate).map(|r| modem::ImageTx::new(r, self.tx)),
             pending: VecDeque::new(),
             finish: false,
+            started: false,
         }
     }
 
@@ -177,13 +195,24 @@ mod tests {
 
     #[test]
     fn rates_follow_families() {
-        let both = SoftModem::new().rates();
+        assert_eq!(SoftModem::new().rates(), FaxRate::FALLBACK);
+        let both = SoftModem::with_families(&[ModemFamily::V27ter, ModemFamily::V29]).rates();
         assert_eq!(
             both,
             vec![FaxRate::V29_9600, FaxRate::V29_7200, FaxRate::V27ter4800, FaxRate::V27ter2400]
         );
         let v27 = SoftModem::with_families(&[ModemFamily::V27ter, ModemFamily::V17]).rates();
-        assert_eq!(v27, vec![FaxRate::V27ter4800, FaxRate::V27ter2400]);
+        assert_eq!(
+            v27,
+            vec![
+                FaxRate::V17_14400,
+                FaxRate::V17_12000,
+                FaxRate::V17_9600,
+                FaxRate::V17_7200,
+                FaxRate::V27ter4800,
+                FaxRate::V27ter2400
+            ]
+        );
     }
 
     #[test]
@@ -217,15 +246,21 @@ mod tests {
         assert_eq!(&bits[start..start + want.len()], &want[..]);
     }
 
+    fn short_train(tx: &ModemTxAdapter) -> bool {
+        match tx.modem() {
+            Some(modem::ImageTx::V17(t)) => t.short_train(),
+            other => panic!("not V.17: {other:?}"),
+        }
+    }
+
     #[test]
-    fn v17_is_inert() {
+    fn v17_tcf_trains_long_and_image_data_short() {
         let mut m = SoftModem::new();
-        let mut tx = m.make_tx(FaxRate::V17_14400);
-        tx.push_bytes(&[1, 2, 3]);
-        tx.finish();
-        let mut buf = [7i16; 160];
-        assert_eq!(tx.fill(&mut buf), 0);
-        assert!(buf.iter().all(|&s| s == 0));
-        assert!(!m.make_rx(FaxRate::V17_14400).carrier());
+        let mut tcf = m.make_tx(FaxRate::V17_14400);
+        tcf.push_bytes(&[0; 2700]);
+        assert!(!short_train(&tcf));
+        let mut page = m.make_tx(FaxRate::V17_14400);
+        page.push_bytes(&[0x00, 0x80, 0x12]);
+        assert!(short_train(&page));
     }
 }

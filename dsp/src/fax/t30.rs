@@ -1,6 +1,6 @@
 //! ITU-T T.30 document facsimile procedure, sans-IO: phases A to E for the calling and the
-//! called terminal, sending or receiving (normal transmission and polling), without error
-//! correction mode.
+//! called terminal, sending or receiving (normal transmission and polling), with or without
+//! error correction mode (Annex A, see [`ecm`]).
 //!
 //! The engine never touches audio. It asks for transmissions through [`T30::poll_transmit`]
 //! ([`T30Tx`]: CNG, CED, HDLC frames on V.21, TCF or image data on an image modem), says what
@@ -15,9 +15,13 @@
 //! constants in [`fcf`] have the "X" bit (0x01) clear; frames sent by the calling terminal
 //! carry X = 1, as T.30 §5.3.6.1 asks of the station that received DIS.
 //!
-//! Not implemented: ECM (T.4 Annex A, timer T5, T.6 coding), procedure interrupts (PIP/PIN,
-//! timer T3), NSF/NSS content, V.8/V.34, T.38. A received DIS that offers ECM is answered
-//! without it; PIP/PIN from the far end end the call with [`FaxStatus::ProtocolError`].
+//! ECM is offered and used when [`T30Config::ecm`] is set and the far end offers it too: 256
+//! (or 64) octet frames, PPS/PPR with selective retransmission, CTC/CTR after four PPRs,
+//! EOR/ERR, RR/RNR flow control under timer T5, and T.6 (MMR) coding when both ends offer it
+//! (else MR or MH). A receiver accepts ECM whenever the sender's DCS asks for it.
+//!
+//! Not implemented: procedure interrupts (PIP/PIN, timer T3), NSF/NSS content, V.8/V.34,
+//! T.38. PIP/PIN from the far end end the call with [`FaxStatus::ProtocolError`].
 //!
 //! Page coding allocates (T.4 encoding and decoding, frame and page buffers): run the engine
 //! beside the real-time tick, not inside it.
@@ -72,6 +76,26 @@ pub mod fcf {
     pub const DCN: u8 = 0xFA;
     /// Command repeat (the last frame arrived with a bad FCS).
     pub const CRP: u8 = 0x1A;
+    /// ECM: partial page signal (FIF: post-page FCF, page, block, frames - 1).
+    pub const PPS: u8 = 0xBE;
+    /// ECM: partial page request (FIF: 256-bit map of the frames to send again).
+    pub const PPR: u8 = 0xBC;
+    /// ECM: continue to correct (FIF: DCS octets 1-2 with the new rate).
+    pub const CTC: u8 = 0x12;
+    /// ECM: response for continue to correct.
+    pub const CTR: u8 = 0xC4;
+    /// ECM: receive ready (asks a busy receiver for its response).
+    pub const RR: u8 = 0x76;
+    /// ECM: receive not ready.
+    pub const RNR: u8 = 0xEC;
+    /// ECM: end of retransmission (FIF: post-page FCF).
+    pub const EOR: u8 = 0xCE;
+    /// ECM: response for end of retransmission.
+    pub const ERR: u8 = 0x1C;
+    /// ECM: facsimile coded data frame (on the image modem; FIF: frame number, data).
+    pub const FCD: u8 = 0x06;
+    /// ECM: return to control for partial page (on the image modem).
+    pub const RCP: u8 = 0x86;
 }
 
 /// Address octet of every T.30 frame.
@@ -261,7 +285,8 @@ impl DisModems {
         let has = |f: ModemFamily| rates.iter().any(|r| r.family() == f);
         let v27 = rates.contains(&FaxRate::V27ter4800);
         match (v27, has(ModemFamily::V29), has(ModemFamily::V17)) {
-            (true, true, true) => DisModems::V27terV29V17,
+            // No code announces V.17 alone: offering it means 1101.
+            (_, _, true) => DisModems::V27terV29V17,
             (true, true, false) => DisModems::V27terV29,
             (false, true, _) => DisModems::V29,
             (true, false, _) => DisModems::V27ter,
@@ -584,6 +609,10 @@ pub struct Dcs {
     pub min_scan_ms: u32,
     /// Bit 27: error correction mode.
     pub ecm: bool,
+    /// Bit 28: 64-octet ECM frames (else 256).
+    pub frame_64: bool,
+    /// Bit 31: T.6 (MMR) coding (ECM only; `coding` is then ignored).
+    pub t6: bool,
 }
 
 impl Dcs {
@@ -616,6 +645,8 @@ impl Dcs {
             },
             min_scan_ms: ScanTime::dcs_ms_from_bits(get_field(f, 21, 3)),
             ecm: bit(f, 27),
+            frame_64: bit(f, 28),
+            t6: bit(f, 31),
         })
     }
 
@@ -645,6 +676,12 @@ impl Dcs {
         put_field(&mut f, 21, 3, ScanTime::dcs_bits_for_ms(self.min_scan_ms));
         if self.ecm {
             set_bit(&mut f, 27);
+        }
+        if self.frame_64 {
+            set_bit(&mut f, 28);
+        }
+        if self.t6 {
+            set_bit(&mut f, 31);
         }
         f
     }
@@ -717,6 +754,9 @@ pub enum Timer {
     /// T4 (3 s): a command waiting for its response; on expiry the command is repeated, up
     /// to 3 times, then [`FaxStatus::NoResponse`] (a called terminal repeats DIS until T1).
     T4,
+    /// T5 (60 s, ECM): a sender polling a busy receiver (RNR) with RR gives up after it
+    /// ([`FaxStatus::T5Expired`]).
+    T5,
 }
 
 /// Timer values.
@@ -728,6 +768,8 @@ pub struct Timers {
     pub t2: Duration,
     /// T4, 3 s.
     pub t4: Duration,
+    /// T5, 60 s.
+    pub t5: Duration,
 }
 
 impl Default for Timers {
@@ -736,6 +778,7 @@ impl Default for Timers {
             t1: Duration::from_secs(35),
             t2: Duration::from_secs(6),
             t4: Duration::from_secs(3),
+            t5: Duration::from_secs(60),
         }
     }
 }
@@ -766,6 +809,12 @@ pub struct T30Config {
     pub max_page_retries: u32,
     /// Timer values.
     pub timers: Timers,
+    /// Offer (receiver) and use (sender) error correction mode.
+    pub ecm: bool,
+    /// With ECM, offer and use T.6 (MMR) coding.
+    pub t6: bool,
+    /// With ECM, send 64-octet frames instead of 256.
+    pub ecm_small_frames: bool,
 }
 
 impl Default for T30Config {
@@ -786,6 +835,9 @@ impl Default for T30Config {
             max_bad_row_percent: 10,
             max_page_retries: 2,
             timers: Timers::default(),
+            ecm: false,
+            t6: true,
+            ecm_small_frames: false,
         }
     }
 }
@@ -817,6 +869,8 @@ pub enum FaxStatus {
     ProtocolError,
     /// Stopped locally with [`T30::abort`].
     LocalAbort,
+    /// ECM: the receiver stayed not ready (RNR) until T5 expired.
+    T5Expired,
 }
 
 /// What the engine wants transmitted. After each one except [`T30Tx::Cng`] the caller reports
@@ -841,7 +895,8 @@ pub enum T30Tx {
         ms: u32,
     },
     /// A page of T.4 data (LSB first: the first bit in the least significant bit), RTC
-    /// included.
+    /// included; in ECM, one block burst: the HDLC bit stream of flags, FCD and RCP frames
+    /// (see [`ecm::block_stream`]), packed the same way.
     Image {
         /// Modem and rate.
         rate: FaxRate,
@@ -918,6 +973,18 @@ enum State {
     WaitDcn,
     SendingCrp,
     SendingDcn,
+    /// ECM sender: a block burst, then PPS and its response, RR, CTC, EOR.
+    SendingEcmBlock,
+    SendingPps,
+    WaitPpsResp,
+    SendingRr,
+    WaitRrResp,
+    SendingCtc,
+    WaitCtr,
+    SendingEor,
+    WaitErr,
+    /// ECM receiver: a block burst is arriving.
+    ReceivingEcm,
     Done,
 }
 
@@ -953,6 +1020,13 @@ pub struct T30 {
     rx_mode: RxMode,
     status: Option<FaxStatus>,
     pending_status: Option<FaxStatus>,
+    // ECM.
+    ecm_tx: Option<ecm::EcmTxPage>,
+    ecm_rx: Option<ecm::EcmRx>,
+    t5: Option<Duration>,
+    ctc_rate: Option<FaxRate>,
+    receiver_busy: bool,
+    last_ecm_pps: Option<ecm::Pps>,
 }
 
 impl T30 {
@@ -992,6 +1066,12 @@ impl T30 {
             rx_mode: RxMode::V21,
             status: None,
             pending_status: None,
+            ecm_tx: None,
+            ecm_rx: None,
+            t5: None,
+            ctc_rate: None,
+            receiver_busy: false,
+            last_ecm_pps: None,
         }
     }
 
@@ -1055,12 +1135,13 @@ impl T30 {
         if self.status.is_some() {
             return None;
         }
-        match (self.t1, self.timer) {
-            (Some(a), Some((_, b))) => Some(a.min(b)),
-            (Some(a), None) => Some(a),
-            (None, Some((_, b))) => Some(b),
-            (None, None) => None,
-        }
+        [self.t1, self.timer.map(|(_, t)| t), self.t5].into_iter().flatten().min()
+    }
+
+    /// ECM receiver flow control: while busy, PPS and RR are answered RNR (the sender polls
+    /// with RR for up to T5); once ready again the pending PPS is answered MCF or PPR.
+    pub fn set_receiver_busy(&mut self, busy: bool) {
+        self.receiver_busy = busy;
     }
 
     fn start_timer(&mut self, t: Timer, now: Duration) {
@@ -1068,6 +1149,7 @@ impl T30 {
             Timer::T1 => self.cfg.timers.t1,
             Timer::T2 => self.cfg.timers.t2,
             Timer::T4 => self.cfg.timers.t4,
+            Timer::T5 => self.cfg.timers.t5,
         };
         self.timer = Some((t, now + d));
     }
@@ -1105,6 +1187,7 @@ impl T30 {
         self.tx.clear();
         self.timer = None;
         self.t1 = None;
+        self.t5 = None;
         self.rx_mode = RxMode::V21;
         self.pending_status = Some(status);
         self.state = State::SendingDcn;
@@ -1124,8 +1207,8 @@ impl T30 {
             max_length: self.cfg.max_length,
             min_scan: self.cfg.min_scan,
             uncompressed: false,
-            ecm: false,
-            t6: false,
+            ecm: self.cfg.ecm,
+            t6: self.cfg.ecm && self.cfg.t6,
             superfine: false,
         }
     }
@@ -1169,15 +1252,20 @@ impl T30 {
         let fine = page_is_fine(page) && remote.fine;
         let coding = if self.cfg.mr && remote.mr { Coding::Mr } else { Coding::Mh };
         let length = remote.max_length;
+        let ecm = self.cfg.ecm && remote.ecm;
+        let t6 = ecm && self.cfg.t6 && remote.t6;
         Ok(Dcs {
             receive: true,
             rate: self.rate,
             fine,
-            coding,
+            coding: if t6 { Coding::Mh } else { coding },
             width,
             length,
-            min_scan_ms: remote.min_scan.ms(fine),
-            ecm: false,
+            // ECM pages carry no fill.
+            min_scan_ms: if ecm { 0 } else { remote.min_scan.ms(fine) },
+            ecm,
+            frame_64: ecm && self.cfg.ecm_small_frames,
+            t6,
         })
     }
 
@@ -1282,7 +1370,7 @@ impl T30 {
         self.state = match self.state {
             State::WaitCfr => State::SendingDcs,
             State::WaitPostPageResp => State::SendingPostPage,
-            _ => State::SendingDis,
+            _ => self.ecm_resend_state().unwrap_or(State::SendingDis),
         };
         self.timer = None;
     }
@@ -1302,6 +1390,7 @@ impl T30 {
                 self.repeats = 0;
                 self.send_dcs(now);
             }
+            _ if self.dcs.is_some_and(|d| d.ecm) => self.start_ecm_page(),
             _ => self.send_page(),
         }
     }
@@ -1328,7 +1417,11 @@ impl T30 {
         match code {
             fcf::CFR => {
                 self.events.push_back(T30Event::Training { rate: self.rate, ok: true });
-                self.send_page();
+                if self.dcs.is_some_and(|d| d.ecm) {
+                    self.start_ecm_page();
+                } else {
+                    self.send_page();
+                }
             }
             fcf::FTT => {
                 self.events.push_back(T30Event::Training { rate: self.rate, ok: false });
@@ -1485,7 +1578,8 @@ impl T30 {
         }
         if code == fcf::CRP {
             let waiting =
-                matches!(self.state, State::WaitCfr | State::WaitPostPageResp | State::WaitDcs);
+                matches!(self.state, State::WaitCfr | State::WaitPostPageResp | State::WaitDcs)
+                    || self.ecm_wait_state();
             if waiting || (self.state == State::WaitDis && self.role == Role::Called) {
                 self.repeat_last_command();
             }
@@ -1504,6 +1598,21 @@ impl T30 {
                     self.timer = None;
                     self.on_post_page_response(now, code);
                 }
+            }
+            _ if self.ecm_wait_state() => {
+                let ecm_responses =
+                    [fcf::MCF, fcf::PPR, fcf::RNR, fcf::CTR, fcf::ERR, fcf::PIP, fcf::PIN];
+                if ecm_responses.contains(&code) {
+                    self.timer = None;
+                    self.on_ecm_response(now, code, fif);
+                }
+            }
+            State::WaitImage | State::WaitPostPageCmd | State::WaitDcn | State::ReceivingEcm
+                if matches!(code, fcf::PPS | fcf::RR | fcf::CTC | fcf::EOR)
+                    && !self.sending
+                    && self.dcs.is_some_and(|d| d.ecm) =>
+            {
+                self.on_ecm_command(now, code, fif)
             }
             State::WaitDcs | State::WaitImage | State::ReceivingTcf | State::SendingResponse
                 if code == fcf::DCS && !self.sending =>
@@ -1578,7 +1687,8 @@ impl T30 {
     pub fn handle_v21_carrier(&mut self, now: Duration, on: bool) {
         // A response in progress holds off T4 until the frames are in (T.30 §5.4.3.1 has
         // the response timer stop on flags; we simply restart T4 at the carrier's end).
-        if !on && matches!(self.state, State::WaitCfr | State::WaitPostPageResp) {
+        let waiting = matches!(self.state, State::WaitCfr | State::WaitPostPageResp);
+        if !on && (waiting || self.ecm_wait_state()) {
             if let Some((Timer::T4, _)) = self.timer {
                 self.start_timer(Timer::T4, now);
             }
@@ -1589,6 +1699,12 @@ impl T30 {
     pub fn handle_image_carrier(&mut self, now: Duration, on: bool) {
         match (self.state, on) {
             (State::ReceivingTcf, false) if self.tcf.bits() > 0 => self.finish_tcf(now),
+            (State::WaitImage, true) if self.dcs.is_some_and(|d| d.ecm) => self.start_ecm_burst(),
+            (State::ReceivingEcm, false) => {
+                self.state = State::WaitPostPageCmd;
+                self.rx_mode = RxMode::V21;
+                self.start_timer(Timer::T2, now);
+            }
             (State::WaitImage, true) => {
                 self.decoder = self.new_decoder();
                 self.state = State::ReceivingImage;
@@ -1612,12 +1728,20 @@ impl T30 {
                     d.push(data);
                 }
             }
+            State::ReceivingEcm => {
+                if let Some(rx) = self.ecm_rx.as_mut() {
+                    rx.block.push(data);
+                }
+            }
             _ => {}
         }
     }
 
     /// The transmission last requested has finished.
     pub fn handle_tx_done(&mut self, now: Duration) {
+        if self.ecm_after_command(now) {
+            return;
+        }
         match self.state {
             State::Ced => self.send_dis(now),
             State::SendingDis => {
@@ -1657,6 +1781,11 @@ impl T30 {
                     self.state = State::WaitDcs;
                     self.start_timer(Timer::T4, now);
                 }
+                State::WaitPostPageCmd => {
+                    // ECM: RNR sent, waiting for RR.
+                    self.state = State::WaitPostPageCmd;
+                    self.start_timer(Timer::T2, now);
+                }
                 _ => {
                     self.state = State::WaitDcn;
                     self.start_timer(Timer::T2, now);
@@ -1684,6 +1813,9 @@ impl T30 {
             let s = if self.heard_remote { FaxStatus::T1Expired } else { FaxStatus::NoAnswer };
             return self.disconnect(now, s);
         }
+        if self.t5.is_some_and(|t| now >= t) {
+            return self.t5_expired(now);
+        }
         let Some((t, at)) = self.timer else { return };
         if now < at {
             return;
@@ -1702,6 +1834,7 @@ impl T30 {
                 }
             }
             (Timer::T4, State::WaitCfr | State::WaitPostPageResp) => self.count_repeat(now),
+            (Timer::T4, _) if self.ecm_wait_state() => self.count_repeat(now),
             (Timer::T2, State::WaitDcn) => self.finish(FaxStatus::Success),
             (Timer::T2, State::ReceivingTcf) => {
                 if self.tcf.bits() > 0 {
@@ -1735,6 +1868,8 @@ fn drop_alternate_rows(b: &Bitmap) -> Bitmap {
     }
     out
 }
+
+pub mod ecm;
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,4 @@
-//! Building blocks shared by the fax image modems (V.27ter, V.29, and later V.17).
+//! Building blocks shared by the fax image modems (V.27ter, V.29 and V.17).
 //!
 //! One implementation of each: complex baseband arithmetic, the self-synchronising scrambler,
 //! raised-cosine pulse design, the transmit pulse shaper/modulator, and the receive chain

@@ -1,11 +1,12 @@
-//! Fax image-data modems: ITU-T V.27ter (2400/4800 bit/s) and V.29 (7200/9600 bit/s).
+//! Fax image-data modems: ITU-T V.27ter (2400/4800 bit/s), V.29 (7200/9600 bit/s) and V.17
+//! (7200–14400 bit/s, trellis-coded).
 //!
 //! Sans-IO and real-time safe: construction allocates (filter tables, equaliser, bit queue);
 //! [`ModemTx::fill`] and [`ModemRx::process`] never allocate, lock or log.
 //!
 //! - [`common`]: the shared pieces (scrambler, pulse shaping, timing/carrier recovery,
 //!   equaliser, AGC, carrier detect).
-//! - [`v27ter`] and [`v29`]: the modems, each with its training sequence.
+//! - [`v27ter`], [`v29`] and [`v17`]: the modems, each with its training sequence.
 //! - [`ImageTx`] / [`ImageRx`]: one type per direction over all [`ImageRate`]s, which is what
 //!   T.30 drives: after DCS it builds an `ImageTx` at the chosen rate, pushes 1.5 s of zero
 //!   bits (TCF) or T.4 data, calls [`ModemTx::finish`], and pulls samples with
@@ -14,13 +15,15 @@
 //!   [`ModemRx::trained`] is true, and sees the end of the burst as [`ModemRx::carrier`]
 //!   going false.
 //!
-//! Not here: V.17 (trellis-coded; needs a Viterbi decoder), V.21 (the control channel), and
-//! the optional V.29 4800 bit/s mode (not used by T.30).
+//! Not here: V.21 (the control channel), and the optional V.29 4800 bit/s mode (not used by
+//! T.30).
 
 pub mod common;
+pub mod v17;
 pub mod v27ter;
 pub mod v29;
 
+use v17::{V17Rx, V17Tx};
 use v27ter::{V27terRx, V27terTx};
 use v29::{V29Rx, V29Tx};
 
@@ -37,21 +40,47 @@ pub enum ImageRate {
     V29_7200,
     /// V.29, 16-point QAM, 2400 baud.
     V29_9600,
+    /// V.17, 16-point trellis-coded QAM, 2400 baud.
+    V17_7200,
+    /// V.17, 32-point trellis-coded QAM, 2400 baud.
+    V17_9600,
+    /// V.17, 64-point trellis-coded QAM, 2400 baud.
+    V17_12000,
+    /// V.17, 128-point trellis-coded QAM, 2400 baud.
+    V17_14400,
 }
 
 impl ImageRate {
     /// Every rate, slowest first.
-    pub const ALL: [ImageRate; 4] =
-        [ImageRate::V27_2400, ImageRate::V27_4800, ImageRate::V29_7200, ImageRate::V29_9600];
+    pub const ALL: [ImageRate; 8] = [
+        ImageRate::V27_2400,
+        ImageRate::V27_4800,
+        ImageRate::V29_7200,
+        ImageRate::V17_7200,
+        ImageRate::V29_9600,
+        ImageRate::V17_9600,
+        ImageRate::V17_12000,
+        ImageRate::V17_14400,
+    ];
 
     /// Data bits per second.
     pub fn bits_per_second(self) -> u32 {
         match self {
             ImageRate::V27_2400 => 2400,
             ImageRate::V27_4800 => 4800,
-            ImageRate::V29_7200 => 7200,
-            ImageRate::V29_9600 => 9600,
+            ImageRate::V29_7200 | ImageRate::V17_7200 => 7200,
+            ImageRate::V29_9600 | ImageRate::V17_9600 => 9600,
+            ImageRate::V17_12000 => 12000,
+            ImageRate::V17_14400 => 14400,
         }
+    }
+
+    /// True for the V.17 (trellis-coded) rates.
+    pub fn is_v17(self) -> bool {
+        matches!(
+            self,
+            ImageRate::V17_7200 | ImageRate::V17_9600 | ImageRate::V17_12000 | ImageRate::V17_14400
+        )
     }
 }
 
@@ -145,6 +174,8 @@ pub enum ImageTx {
     V27ter(V27terTx),
     /// V.29.
     V29(V29Tx),
+    /// V.17.
+    V17(V17Tx),
 }
 
 impl ImageTx {
@@ -153,6 +184,15 @@ impl ImageTx {
         match rate {
             ImageRate::V27_2400 | ImageRate::V27_4800 => ImageTx::V27ter(V27terTx::new(rate, cfg)),
             ImageRate::V29_7200 | ImageRate::V29_9600 => ImageTx::V29(V29Tx::new(rate, cfg)),
+            _ => ImageTx::V17(V17Tx::new(rate, cfg)),
+        }
+    }
+
+    /// V.17 only: send the short training instead of the long one (see
+    /// [`V17Tx::set_short_train`]); no effect on the other modems or once started.
+    pub fn set_short_train(&mut self, short: bool) {
+        if let ImageTx::V17(t) = self {
+            t.set_short_train(short);
         }
     }
 
@@ -160,6 +200,7 @@ impl ImageTx {
         match self {
             ImageTx::V27ter(t) => t,
             ImageTx::V29(t) => t,
+            ImageTx::V17(t) => t,
         }
     }
 
@@ -167,6 +208,7 @@ impl ImageTx {
         match self {
             ImageTx::V27ter(t) => t,
             ImageTx::V29(t) => t,
+            ImageTx::V17(t) => t,
         }
     }
 }
@@ -205,6 +247,8 @@ pub enum ImageRx {
     V27ter(V27terRx),
     /// V.29.
     V29(V29Rx),
+    /// V.17.
+    V17(V17Rx),
 }
 
 impl ImageRx {
@@ -213,6 +257,7 @@ impl ImageRx {
         match rate {
             ImageRate::V27_2400 | ImageRate::V27_4800 => ImageRx::V27ter(V27terRx::new(rate, cfg)),
             ImageRate::V29_7200 | ImageRate::V29_9600 => ImageRx::V29(V29Rx::new(rate, cfg)),
+            _ => ImageRx::V17(V17Rx::new(rate, cfg)),
         }
     }
 
@@ -220,6 +265,7 @@ impl ImageRx {
         match self {
             ImageRx::V27ter(r) => r,
             ImageRx::V29(r) => r,
+            ImageRx::V17(r) => r,
         }
     }
 
@@ -227,6 +273,7 @@ impl ImageRx {
         match self {
             ImageRx::V27ter(r) => r,
             ImageRx::V29(r) => r,
+            ImageRx::V17(r) => r,
         }
     }
 }

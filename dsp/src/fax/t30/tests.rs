@@ -98,6 +98,8 @@ fn dcs_exact_bytes() {
         length: PageLength::Unlimited,
         min_scan_ms: 0,
         ecm: false,
+        frame_64: false,
+        t6: false,
     };
     assert_eq!(frame(fcf::DCS | 1, &dcs.emit(), true), [0xFF, 0x13, 0x83, 0x00, 0xC6, 0x78]);
     assert_eq!(Dcs::parse(&[0x00, 0xC6, 0x78]), Ok(dcs));
@@ -294,6 +296,17 @@ fn step_side(
 }
 
 fn run(a: &mut Side, b: &mut Side, filter: &mut Filter<'_>, limit_s: u64) -> Duration {
+    run_with(a, b, filter, limit_s, &mut |_, _| {})
+}
+
+/// [`run`] with a hook called on both sides after each step.
+fn run_with(
+    a: &mut Side,
+    b: &mut Side,
+    filter: &mut Filter<'_>,
+    limit_s: u64,
+    hook: &mut dyn FnMut(&mut Side, &mut Side),
+) -> Duration {
     let mut now = Duration::ZERO;
     a.t30.start(now);
     b.t30.start(now);
@@ -314,6 +327,7 @@ fn run(a: &mut Side, b: &mut Side, filter: &mut Filter<'_>, limit_s: u64) -> Dur
         }
         step_side(a, b, true, now, filter);
         step_side(b, a, false, now, filter);
+        hook(a, b);
         if a.t30.is_finished() && b.t30.is_finished() && a.current.is_none() && b.current.is_none()
         {
             break;
@@ -746,4 +760,324 @@ fn crp_both_ways() {
     r.handle_tx_done(now);
     r.handle_frame(now, &frame(fcf::EOP | 1, &[], true));
     assert_eq!(r.poll_transmit(), Some(T30Tx::Frames(vec![frame(fcf::MCF, &[], true)])));
+}
+
+// ---- error correction mode ----------------------------------------------------------------
+
+#[test]
+fn ecm_fields_exact_bytes() {
+    // DCS with ECM (bit 27 = 0x04 of octet 4), 64-octet frames (bit 28 = 0x08) and T.6
+    // (bit 31 = 0x40): octet 3 gets its extend bit (0x80).
+    let dcs = Dcs {
+        receive: true,
+        rate: FaxRate::V29_9600,
+        fine: false,
+        coding: Coding::Mh,
+        width: PageWidth::A4,
+        length: PageLength::A4,
+        min_scan_ms: 0,
+        ecm: true,
+        frame_64: false,
+        t6: true,
+    };
+    assert_eq!(dcs.emit(), [0x00, 0x06, 0xF0, 0x44]);
+    assert_eq!(Dcs::parse(&dcs.emit()), Ok(dcs));
+    let small = Dcs { frame_64: true, t6: false, ..dcs };
+    assert_eq!(small.emit(), [0x00, 0x06, 0xF0, 0x0C]);
+    assert_eq!(Dcs::parse(&small.emit()), Ok(small));
+    // DIS with ECM offers T.6 too.
+    let t = T30::new(Role::Called, vec![], T30Config { ecm: true, ..cfg("x") });
+    let dis = t.local_dis(false);
+    assert!(dis.ecm && dis.t6);
+    assert_eq!(dis.emit(), [0x00, 0xCE, 0xF8, 0x44]);
+
+    // PPS: post-page FCF with X, page, block, frames - 1; NULL stays 0.
+    let pps = ecm::Pps { post: fcf::MPS, page: 2, block: 1, frames: 256 };
+    assert_eq!(pps.emit(1), [0x4F, 2, 1, 255]);
+    assert_eq!(ecm::Pps::parse(&pps.emit(1)), Some(pps));
+    let null = ecm::Pps { post: ecm::NULL, page: 0, block: 0, frames: 1 };
+    assert_eq!(null.emit(1), [0, 0, 0, 0]);
+    assert_eq!(ecm::Pps::parse(&[0, 0, 0]), None);
+    // PPR map: frame n is bit n % 8 of octet n / 8.
+    let mut m = ecm::FrameMap::default();
+    m.set(0);
+    m.set(9);
+    m.set(255);
+    assert_eq!((m.0[0], m.0[1], m.0[31]), (0x01, 0x02, 0x80));
+    assert_eq!(m.count(256), 3);
+    assert_eq!(m.count(9), 1);
+    assert_eq!(ecm::FrameMap::parse(&m.0), Some(m));
+    assert_eq!(ecm::FrameMap::parse(&[0; 31]), None);
+    // CTC carries DCS bits 11-14 in its second octet: V.29 7200 = 1100 -> 0x0C.
+    assert_eq!(ecm::ctc_fif(FaxRate::V29_7200), [0x00, 0x0C]);
+    assert_eq!(ecm::parse_ctc(&[0x00, 0x0C]), Some(FaxRate::V29_7200));
+}
+
+/// The FCD frames (number, data) in an ECM burst, and how many RCP frames follow.
+fn burst_frames(data: &[u8]) -> (Vec<(u8, Vec<u8>)>, usize) {
+    let mut rx = crate::fax::hdlc::HdlcRx::new();
+    let (mut fcd, mut rcp) = (Vec::new(), 0);
+    for &o in data {
+        for i in 0..8 {
+            if let Some(crate::fax::hdlc::HdlcEvent::Frame(f)) = rx.push_bit((o >> i) & 1) {
+                match f[2] {
+                    fcf::FCD => fcd.push((f[3], f[4..].to_vec())),
+                    fcf::RCP => rcp += 1,
+                    _ => panic!("unexpected frame {f:02x?}"),
+                }
+            }
+        }
+    }
+    (fcd, rcp)
+}
+
+#[test]
+fn block_stream_round_trip() {
+    let frames: Vec<(u8, Vec<u8>)> =
+        (0..5u8).map(|n| (n * 3, (0..256).map(|k| (k as u8) ^ n).collect())).collect();
+    let data = ecm::block_stream(frames.iter().map(|(n, d)| (*n, d.as_slice())), 9600);
+    let (got, rcp) = burst_frames(&data);
+    assert_eq!(got, frames);
+    assert_eq!(rcp, ecm::RCP_REPEATS);
+    // The preamble is 200 ms of flags at 9600 bit/s: 240 flags.
+    assert!(data[..240].iter().all(|&o| o == 0x7E));
+}
+
+fn ecm_cfg(ident: &str) -> T30Config {
+    T30Config { ecm: true, ..cfg(ident) }
+}
+
+fn ecm_bursts(s: &Side) -> usize {
+    s.sent().iter().filter(|&&f| f & 0xFE == fcf::PPS).count()
+}
+
+/// Sends `pages` with ECM through `filter`, checks success and identical pages, and returns
+/// both sides.
+fn ecm_call(
+    pages: &[FaxPage],
+    a_cfg: T30Config,
+    b_cfg: T30Config,
+    filter: &mut Filter<'_>,
+) -> (Side, Side) {
+    let mut a = Side::new(Role::Calling, pages.to_vec(), a_cfg);
+    let mut b = Side::new(Role::Called, vec![], b_cfg);
+    run(&mut a, &mut b, filter, 300);
+    assert_eq!(status_of(&a), Some(FaxStatus::Success));
+    assert_eq!(status_of(&b), Some(FaxStatus::Success));
+    let got = b.pages();
+    assert_eq!(got.len(), pages.len());
+    for (g, p) in got.iter().zip(pages) {
+        assert_eq!(g.bitmap, p.bitmap);
+        assert_eq!(g.bad_rows, 0);
+    }
+    (a, b)
+}
+
+#[test]
+fn ecm_two_pages_with_t6() {
+    let pages = vec![test_page(1, 200, false), test_page(2, 150, false)];
+    let (a, b) = ecm_call(&pages, ecm_cfg("1"), ecm_cfg("2"), &mut pass());
+    let dcs = a.t30.dcs().unwrap();
+    assert!(dcs.ecm && dcs.t6 && !dcs.frame_64);
+    assert_eq!(dcs.min_scan_ms, 0);
+    // TSI, DCS, PPS-MPS, PPS-EOP, DCN; CSI, DIS, CFR, MCF, MCF.
+    assert_eq!(a.sent(), [0x43, 0x83, 0xBF, 0xBF, 0xFB]);
+    assert_eq!(b.sent(), [0x40, 0x80, 0x84, 0x8C, 0x8C]);
+}
+
+#[test]
+fn ecm_without_t6_uses_mr_and_mh() {
+    let pages = vec![test_page(3, 120, true)];
+    let (a, _) =
+        ecm_call(&pages, ecm_cfg("1"), T30Config { t6: false, ..ecm_cfg("2") }, &mut pass());
+    let dcs = a.t30.dcs().unwrap();
+    assert!(dcs.ecm && !dcs.t6);
+    assert_eq!(dcs.coding, Coding::Mr);
+    let (a, _) = ecm_call(
+        &pages,
+        T30Config { t6: false, mr: false, ..ecm_cfg("1") },
+        ecm_cfg("2"),
+        &mut pass(),
+    );
+    assert_eq!(a.t30.dcs().unwrap().coding, Coding::Mh);
+}
+
+#[test]
+fn ecm_declined_when_one_side_lacks_it() {
+    let pages = vec![test_page(4, 60, false)];
+    let (a, _) = ecm_call(&pages, ecm_cfg("1"), cfg("2"), &mut pass());
+    assert!(!a.t30.dcs().unwrap().ecm);
+    assert_eq!(a.sent(), [0x43, 0x83, 0x2F, 0xFB]);
+}
+
+/// A page of random pels: hundreds of frames even in T.6.
+fn noise_page(height: usize) -> FaxPage {
+    let mut b = Bitmap::new(t4::WIDTH_A4, height);
+    let mut x = 0x1234_5678u32;
+    for y in 0..height {
+        for px in 0..t4::WIDTH_A4 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            if x & 3 == 0 {
+                b.set(px, y, true);
+            }
+        }
+    }
+    FaxPage::new(b, false)
+}
+
+#[test]
+fn ecm_page_of_several_blocks_with_small_frames() {
+    // 64-octet frames, 256 per block: a page over 16 KiB takes several PPS-NULL blocks.
+    let pages = vec![noise_page(120), test_page(5, 40, false)];
+    let mut sizes = Vec::new();
+    let mut f = |from_a: bool, t: T30Tx| {
+        if let (true, T30Tx::Image { data, .. }) = (from_a, &t) {
+            let (frames, _) = burst_frames(data);
+            assert!(frames.iter().all(|(_, d)| d.len() == ecm::FRAME_SIZE_SMALL));
+            sizes.push(frames.len());
+        }
+        Some(t)
+    };
+    let a_cfg = T30Config { ecm_small_frames: true, ..ecm_cfg("1") };
+    let (a, b) = ecm_call(&pages, a_cfg, ecm_cfg("2"), &mut f);
+    assert!(a.t30.dcs().unwrap().frame_64);
+    assert!(sizes.len() >= 3, "{sizes:?}");
+    assert_eq!(sizes[0], 256);
+    // One PPS per block, MCF to each.
+    assert_eq!(ecm_bursts(&a), sizes.len());
+    assert_eq!(b.sent().iter().filter(|&&f| f == fcf::MCF).count(), sizes.len());
+}
+
+/// Re-encodes an ECM burst without the frames `drop` selects.
+fn without_frames(rate: FaxRate, data: &[u8], drop: &dyn Fn(u8) -> bool) -> T30Tx {
+    let (frames, _) = burst_frames(data);
+    let kept = frames.iter().filter(|(n, _)| !drop(*n)).map(|(n, d)| (*n, d.as_slice()));
+    T30Tx::Image { rate, data: ecm::block_stream(kept, rate.bps()) }
+}
+
+#[test]
+fn ecm_lost_frames_are_requested_and_only_they_are_sent_again() {
+    let pages = vec![test_page(6, 300, true)];
+    let mut bursts: Vec<Vec<u8>> = Vec::new();
+    let mut f = |from_a: bool, t: T30Tx| match t {
+        T30Tx::Image { rate, data } if from_a => {
+            let (frames, _) = burst_frames(&data);
+            bursts.push(frames.iter().map(|(n, _)| *n).collect());
+            if bursts.len() == 1 {
+                Some(without_frames(rate, &data, &|n| n == 1 || n == 4))
+            } else {
+                Some(T30Tx::Image { rate, data })
+            }
+        }
+        other => Some(other),
+    };
+    let (a, b) = ecm_call(&pages, ecm_cfg("1"), ecm_cfg("2"), &mut f);
+    assert!(bursts[0].len() > 5, "{bursts:?}");
+    assert_eq!(bursts.len(), 2);
+    assert_eq!(bursts[1], [1, 4]);
+    // PPS-EOP twice; PPR, then MCF.
+    assert_eq!(a.sent(), [0x43, 0x83, 0xBF, 0xBF, 0xFB]);
+    assert_eq!(b.sent(), [0x40, 0x80, 0x84, 0xBC, 0x8C]);
+}
+
+#[test]
+fn ecm_four_pprs_bring_ctc_and_a_lower_rate() {
+    let pages = vec![test_page(7, 100, false)];
+    let mut rates = Vec::new();
+    let mut f = |from_a: bool, t: T30Tx| match t {
+        T30Tx::Image { rate, data } if from_a && burst_frames(&data).1 > 0 => {
+            rates.push(rate);
+            // Frame 0 never gets through at 9600.
+            if rate == FaxRate::V29_9600 {
+                Some(without_frames(rate, &data, &|n| n == 0))
+            } else {
+                Some(T30Tx::Image { rate, data })
+            }
+        }
+        other => Some(other),
+    };
+    let (a, b) = ecm_call(&pages, ecm_cfg("1"), ecm_cfg("2"), &mut f);
+    assert_eq!(
+        rates,
+        [FaxRate::V29_9600; 4].iter().copied().chain([FaxRate::V29_7200]).collect::<Vec<_>>()
+    );
+    // Four PPS answered PPR, CTC answered CTR, PPS answered MCF.
+    assert_eq!(a.sent(), [0x43, 0x83, 0xBF, 0xBF, 0xBF, 0xBF, 0x13, 0xBF, 0xFB]);
+    assert_eq!(b.sent(), [0x40, 0x80, 0x84, 0xBC, 0xBC, 0xBC, 0xBC, 0xC4, 0x8C]);
+    assert_eq!(a.t30.dcs().unwrap().rate, FaxRate::V29_7200);
+    assert!(b.events.contains(&T30Event::Negotiated(a.t30.dcs().unwrap())));
+}
+
+#[test]
+fn ecm_eor_when_nothing_gets_through() {
+    // Only V.29 9600 in common and frame 0 always lost: CTC at the same rate, then EOR.
+    let pages = vec![test_page(8, 50, false)];
+    let only = |id: &str| T30Config { rates: vec![FaxRate::V29_9600], ..ecm_cfg(id) };
+    let mut a = Side::new(Role::Calling, pages, only("1"));
+    let mut b = Side::new(Role::Called, vec![], only("2"));
+    let mut f = |from_a: bool, t: T30Tx| match t {
+        T30Tx::Image { rate, data } if from_a && burst_frames(&data).1 > 0 => {
+            Some(without_frames(rate, &data, &|n| n == 0))
+        }
+        other => Some(other),
+    };
+    run(&mut a, &mut b, &mut f, 300);
+    assert_eq!(status_of(&a), Some(FaxStatus::PageRejected));
+    let sent = a.sent();
+    assert!(sent.contains(&0x13), "{sent:02x?}"); // CTC
+    assert!(sent.contains(&0xCF), "{sent:02x?}"); // EOR
+    assert!(b.sent().contains(&fcf::ERR));
+}
+
+#[test]
+fn ecm_busy_receiver_answers_rnr_until_ready() {
+    let pages = vec![test_page(9, 80, false), test_page(10, 80, false)];
+    let mut a = Side::new(Role::Calling, pages.clone(), ecm_cfg("1"));
+    let mut b = Side::new(Role::Called, vec![], ecm_cfg("2"));
+    b.t30.set_receiver_busy(true);
+    let mut hook = |_: &mut Side, b: &mut Side| {
+        if b.sent().iter().filter(|&&f| f == fcf::RNR).count() >= 3 {
+            b.t30.set_receiver_busy(false);
+        }
+    };
+    run_with(&mut a, &mut b, &mut pass(), 300, &mut hook);
+    assert_eq!(status_of(&a), Some(FaxStatus::Success));
+    assert_eq!(status_of(&b), Some(FaxStatus::Success));
+    assert_eq!(b.pages().len(), 2);
+    assert_eq!(b.pages()[0].bitmap, pages[0].bitmap);
+    // PPS-MPS, RNR, RR, RNR, RR, RNR, RR, MCF; then the second page straight through.
+    assert_eq!(a.sent(), [0x43, 0x83, 0xBF, 0x77, 0x77, 0x77, 0xBF, 0xFB]);
+    assert_eq!(b.sent(), [0x40, 0x80, 0x84, 0xEC, 0xEC, 0xEC, 0x8C, 0x8C]);
+}
+
+#[test]
+fn ecm_t5_ends_a_call_to_a_receiver_that_stays_busy() {
+    let pages = vec![test_page(11, 40, false)];
+    let timers = Timers { t5: Duration::from_secs(20), ..Timers::default() };
+    let mut a = Side::new(Role::Calling, pages, T30Config { timers, ..ecm_cfg("1") });
+    let mut b = Side::new(Role::Called, vec![], ecm_cfg("2"));
+    b.t30.set_receiver_busy(true);
+    run(&mut a, &mut b, &mut pass(), 120);
+    assert_eq!(status_of(&a), Some(FaxStatus::T5Expired));
+    let rr = a.sent().iter().filter(|&&f| f == 0x77).count();
+    assert!(rr >= 3, "{:02x?}", a.sent());
+    assert_eq!(*a.sent().last().unwrap(), 0xFB);
+}
+
+#[test]
+fn ecm_lost_mcf_makes_sender_repeat_pps_and_receiver_repeat_mcf() {
+    let pages = vec![test_page(12, 60, false), test_page(13, 60, false)];
+    let mut lost = false;
+    let mut f = |from_a: bool, t: T30Tx| match &t {
+        T30Tx::Frames(fr) if !from_a && !lost && fr[0][2] == fcf::MCF => {
+            lost = true;
+            None
+        }
+        _ => Some(t),
+    };
+    let (a, b) = ecm_call(&pages, ecm_cfg("1"), ecm_cfg("2"), &mut f);
+    assert_eq!(a.sent(), [0x43, 0x83, 0xBF, 0xBF, 0xBF, 0xFB]);
+    assert_eq!(b.sent(), [0x40, 0x80, 0x84, 0x8C, 0x8C, 0x8C]);
 }
