@@ -1,8 +1,10 @@
-//! Fax image modem receivers (V.27ter 2400/4800, V.29 7200/9600, V.17 7200–14400): cost per
-//! line sample, fed in 8-sample ticks as the media engine does, over a whole burst (training
-//! and data; V.17 with its long training).
+//! Fax modem receivers (V.27ter 2400/4800, V.29 7200/9600, V.17 7200–14400, and the V.21
+//! channel 2 control modem): cost per line sample, fed in 8-sample ticks as the media engine
+//! does, over a whole burst (training and data; V.17 with its long training; V.21 with its
+//! flag preamble).
 
 use cardpbx_dsp::fax::modem::{ImageRate, ImageRx, ImageTx, ModemRx, ModemTx, RxConfig, TxConfig};
+use cardpbx_dsp::fax::v21::{V21Rx, V21Tx};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
@@ -59,6 +61,34 @@ fn receivers(c: &mut Criterion) {
             })
         });
     }
+    // V.21 channel 2: one second of HDLC flags and pseudo-random bits (300 bit/s).
+    let v21 = {
+        let mut tx = V21Tx::new(-13.0);
+        let mut x = 0x9E37_79B9u32;
+        let mut left = 300u32;
+        let mut src = || {
+            left = left.checked_sub(1)?;
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            Some((x & 1) as u8)
+        };
+        let mut out = vec![0i16; 8000];
+        let n = tx.fill(&mut out, &mut src);
+        out.truncate(n);
+        out
+    };
+    g.throughput(Throughput::Elements(v21.len() as u64));
+    g.bench_function("rx_v21_300_8_per_tick", |b| {
+        b.iter(|| {
+            let mut rx = V21Rx::new();
+            let mut n = 0u32;
+            for tick in v21.chunks(8) {
+                rx.process(black_box(tick), &mut |bit| n += u32::from(bit));
+            }
+            n
+        })
+    });
     g.finish();
     let mut g = c.benchmark_group("fax_modem_tx");
     for rate in ImageRate::ALL {
