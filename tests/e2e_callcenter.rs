@@ -20,6 +20,9 @@ use std::path::Path;
 const WELCOME_SIG: EndpointId = EndpointId::Bearer { span: 1, ts: 30 };
 const MOH_SIG: EndpointId = EndpointId::Bearer { span: 1, ts: 31 };
 const MSG_SIG: EndpointId = EndpointId::Bearer { span: 1, ts: 29 };
+const POSITION_SIG: EndpointId = EndpointId::Bearer { span: 1, ts: 28 };
+const ONE_SIG: EndpointId = EndpointId::Bearer { span: 1, ts: 27 };
+const OTHER_WORD_SIG: EndpointId = EndpointId::Bearer { span: 1, ts: 26 };
 
 /// Write an 8 kHz mono WAV of the tone `freqs` (0 = unused) lasting `ms`.
 fn tone_wav(path: &Path, freqs: [f32; 2], ms: u32) {
@@ -122,6 +125,20 @@ fn center(extra: &str, auto_answer_ms: Option<u32>) -> Cc {
         tone_wav(&path, plan.signature(sig), ms);
         path.display().to_string()
     };
+    // Recorded words for queue announcements: "position", the digits, "wait", "minutes".
+    let words = dir.path().join("words");
+    std::fs::create_dir(&words).unwrap();
+    let mut word_files = vec![("position.wav".to_string(), POSITION_SIG, 1000)];
+    word_files.extend((0..10).map(|d| {
+        let sig = if d == 1 { ONE_SIG } else { OTHER_WORD_SIG };
+        (format!("{d}.wav"), sig, 600)
+    }));
+    word_files.push(("wait.wav".into(), OTHER_WORD_SIG, 800));
+    word_files.push(("minutes.wav".into(), OTHER_WORD_SIG, 800));
+    for (name, sig, ms) in word_files {
+        tone_wav(&words.join(name), plan.signature(sig), ms);
+    }
+    let text = text.replace("@words", &words.display().to_string());
     let text = text
         .replace("@welcome", &file("welcome.wav", WELCOME_SIG, 3000))
         .replace("@moh", &file("moh.wav", MOH_SIG, 1000))
@@ -808,4 +825,33 @@ destination = "queue:sales"
     let cdr = cc.cdrs().into_iter().find(|c| c.direction == "inbound").unwrap().clone();
     assert_eq!((cdr.queue.as_deref(), cdr.agent.as_deref()), (Some("sales"), Some("101")));
     assert_eq!(cdr.caller, "13800138000");
+}
+
+#[test]
+fn waiting_callers_hear_their_position_then_music_on_hold() {
+    let mut cc = center(
+        r#"
+[[queue]]
+number = "600"
+name = "sales"
+music_on_hold = "@moh"
+announce_position = true
+announce_wait = true
+announce_interval_s = 10
+announce_prompts = "@words"
+
+[[inbound]]
+dnis = ["80002000"]
+destination = "queue:sales"
+"#,
+        Some(1000),
+    );
+    let (_h, ts) = cc.pri_call_answered("13900004444", "80002000");
+    // On entry: "you are caller number" "1" (nobody staffed: no wait estimate), then music.
+    assert!(cc.caller_hears(ts, POSITION_SIG, 1000) >= 40, "the position word");
+    assert!(cc.caller_hears(ts, ONE_SIG, 600) >= 20, "the digit 1");
+    assert!(cc.caller_hears(ts, MOH_SIG, 3000) >= 130, "music on hold afterwards");
+    // The next announcement comes after the interval.
+    cc.run(5000);
+    assert!(cc.caller_hears(ts, POSITION_SIG, 2500) >= 40, "announced again after 10 s");
 }

@@ -199,6 +199,12 @@ pub struct QueueConfig {
     /// Music on hold for waiting callers (a WAV file); none = the default tone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub music_on_hold: Option<PathBuf>,
+    /// The recorded words position and wait announcements are made of: a directory with
+    /// `position.wav` ("you are caller number"), `wait.wav` ("the expected wait is about"),
+    /// `minutes.wav` and `0.wav`..`9.wav` (numbers are said digit by digit). Without it,
+    /// nothing is announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_prompts: Option<PathBuf>,
     /// Priority rules for callers (VIP, repair).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub priority: Vec<PriorityRule>,
@@ -306,6 +312,20 @@ pub(super) fn check(cfg: &Config, p: &mut Vec<(Loc, String)>) {
     check_agents(cfg, p);
 }
 
+/// The announcement prompt files queue `q` needs (none without `announce_prompts`).
+pub fn announce_files(q: &QueueConfig) -> Vec<PathBuf> {
+    let Some(dir) = &q.announce_prompts else { return Vec::new() };
+    let mut names: Vec<String> = (0..10).map(|d| format!("{d}.wav")).collect();
+    if q.announce_position {
+        names.push("position.wav".into());
+    }
+    if q.announce_wait {
+        names.push("wait.wav".into());
+        names.push("minutes.wav".into());
+    }
+    names.into_iter().map(|n| dir.join(n)).collect()
+}
+
 fn check_queues(cfg: &Config, p: &mut Problems) {
     let mut used: HashMap<&str, String> = HashMap::new();
     for e in &cfg.extensions {
@@ -378,6 +398,24 @@ fn check_queues(cfg: &Config, p: &mut Problems) {
                     q.overflow
                 ),
             ));
+        }
+        if let Some(dir) = &q.announce_prompts {
+            let missing: Vec<String> = announce_files(q)
+                .into_iter()
+                .filter(|f| !f.is_file())
+                .map(|f| f.file_name().map_or(String::new(), |n| n.to_string_lossy().into()))
+                .collect();
+            if !dir.is_dir() {
+                p.push((
+                    at(&["announce_prompts"]),
+                    format!("{} is not a directory", dir.display()),
+                ));
+            } else if !missing.is_empty() {
+                p.push((
+                    at(&["announce_prompts"]),
+                    format!("{} lacks {}", dir.display(), missing.join(", ")),
+                ));
+            }
         }
         if let Some(path) = &q.music_on_hold {
             let wav = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"));

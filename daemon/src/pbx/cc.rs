@@ -86,6 +86,8 @@ pub(super) struct CcCall {
     pub(super) ivr_path: Vec<String>,
     /// Digits collected in the IVR (`store_as` key, value).
     pub(super) data: Vec<(String, String)>,
+    /// A queue announcement is playing: the prompts still to come (music on hold follows).
+    pub(super) announce: Option<std::collections::VecDeque<PromptId>>,
 }
 
 impl CcCall {
@@ -102,6 +104,7 @@ impl CcCall {
             left_queue: None,
             ivr_path: Vec::new(),
             data: Vec::new(),
+            announce: None,
         }
     }
 }
@@ -178,6 +181,7 @@ fn prompt_paths(cfg: &Config) -> Vec<PathBuf> {
     }
     v.extend(cfg.holidays.iter().filter_map(|h| h.greeting.clone()));
     v.extend(cfg.queues.iter().filter_map(|q| q.music_on_hold.clone()));
+    v.extend(cfg.queues.iter().flat_map(crate::config::callcenter::announce_files));
     let mut seen = std::collections::HashSet::new();
     v.retain(|p| seen.insert(p.clone()));
     v
@@ -429,6 +433,18 @@ impl Pbx {
     pub(super) fn cc_play_done(&mut self, chan: ChannelId) -> bool {
         let Some(id) = self.lines[chan.index()].call else { return false };
         let Some(cc) = self.cc.calls.get_mut(&id) else { return false };
+        if let Some(rest) = cc.announce.as_mut() {
+            match rest.pop_front() {
+                Some(prompt) => self.set_source(chan, Source::Prompt { prompt, repeat: false }),
+                None => {
+                    cc.announce = None;
+                    if let Some(q) = cc.queue {
+                        self.cc_hold_music(id, q);
+                    }
+                }
+            }
+            return true;
+        }
         if !cc.playing || self.calls.get(&id).is_none_or(|c| c.a != chan) {
             return false;
         }
@@ -456,6 +472,42 @@ impl Pbx {
         let Some(a) = self.calls.get(&id).map(|c| c.a) else { return };
         self.cdr.note(id, why);
         self.leg_gone(a);
+    }
+
+    /// Tell waiting call `id` its position and estimated wait, from the queue's recorded
+    /// words (numbers digit by digit, the wait in whole minutes, at least 1); music on hold
+    /// resumes afterwards. Without `announce_prompts` nothing is said.
+    fn cc_announce(&mut self, id: CallId, q: QueueId, position: Option<u32>, ewt_s: Option<u32>) {
+        let Some(dir) = self.cc.acd.queue_config(q).and_then(|c| c.announce_prompts.clone()) else {
+            tracing::trace!(call = id, "queue announcement skipped (no announce_prompts)");
+            return;
+        };
+        let word = |name: &str| self.cc.prompt(&dir.join(name));
+        let number = |n: u32| -> Vec<Option<PromptId>> {
+            n.to_string().chars().map(|d| word(&format!("{d}.wav"))).collect()
+        };
+        let mut list: Vec<Option<PromptId>> = Vec::new();
+        if let Some(p) = position {
+            list.push(word("position.wav"));
+            list.extend(number(p));
+        }
+        if let Some(s) = ewt_s {
+            list.push(word("wait.wav"));
+            list.extend(number(s.div_ceil(60).max(1)));
+            list.push(word("minutes.wav"));
+        }
+        // A prompt the engine could not load leaves the whole announcement out.
+        let Some(mut prompts) = list.into_iter().collect::<Option<std::collections::VecDeque<_>>>()
+        else {
+            tracing::debug!(call = id, "queue announcement skipped (a prompt is not loaded)");
+            return;
+        };
+        let Some(first) = prompts.pop_front() else { return };
+        let Some(a) = self.calls.get(&id).map(|c| c.a) else { return };
+        if let Some(cc) = self.cc.calls.get_mut(&id) {
+            cc.announce = Some(prompts);
+        }
+        self.set_source(a, Source::Prompt { prompt: first, repeat: false });
     }
 
     /// Play music on hold of queue `q` to the waiting call `id`.
@@ -883,6 +935,7 @@ impl Pbx {
                     cc.mode = Mode::Agent(agent);
                     cc.agent = Some(agent);
                     cc.agent_answered = Some(now);
+                    cc.announce = None;
                 }
                 self.bridge(a, phone);
             }
@@ -892,10 +945,8 @@ impl Pbx {
             Action::DialOut { callback, agent, extension, number } => {
                 self.cc_dial_out(callback, agent, &extension, &number);
             }
-            Action::Announce { call, .. } => {
-                // No prompts for numbers are configured: nothing is said (see the module
-                // documentation); music on hold goes on.
-                tracing::trace!(call, "queue announcement skipped (no number prompts)");
+            Action::Announce { call, queue, position, ewt_s } => {
+                self.cc_announce(call, queue, position, ewt_s)
             }
             Action::Overflow { call, queue, target } => self.cc_overflow(call, queue, target),
             Action::AgentState { agent, state, at_ms, .. } => {

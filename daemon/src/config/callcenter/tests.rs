@@ -306,3 +306,34 @@ fn the_documented_example_is_valid() {
     let cfg = Config::parse_str(example, "doc.toml").unwrap();
     assert_eq!((cfg.queues.len(), cfg.agents.len()), (2, 2));
 }
+
+#[test]
+fn announce_prompts_must_hold_every_word() {
+    let dir = tempfile::tempdir().unwrap();
+    for d in 0..10 {
+        std::fs::write(dir.path().join(format!("{d}.wav")), b"x").unwrap();
+    }
+    // position.wav is missing (announce_position is on).
+    let text = BASE.replace(
+        "announce_interval_s = 30\n",
+        &format!("announce_interval_s = 30\nannounce_prompts = \"{}\"\n", dir.path().display()),
+    );
+    one_error(
+        &text,
+        line_of(&text, "announce_prompts"),
+        "queue[0].announce_prompts",
+        "position.wav",
+    );
+    std::fs::write(dir.path().join("position.wav"), b"x").unwrap();
+    Config::parse_str(&text, "t.toml").expect("complete word set");
+    let text = BASE.replace(
+        "announce_interval_s = 30\n",
+        "announce_interval_s = 30\nannounce_prompts = \"/nonexistent/words\"\n",
+    );
+    one_error(
+        &text,
+        line_of(&text, "announce_prompts"),
+        "queue[0].announce_prompts",
+        "not a directory",
+    );
+}
