@@ -91,6 +91,8 @@ pub struct Stepped<C: Card> {
     /// The fax worker, run synchronously after every tick.
     fax: crate::faxsvc::FaxWorker,
     fax_done: Vec<crate::faxsvc::FaxDone>,
+    /// The recording writer, run synchronously after every tick.
+    rec: crate::engine::SteppedRecordingWriter,
 }
 
 impl<C: Card> Stepped<C> {
@@ -107,7 +109,10 @@ impl<C: Card> Stepped<C> {
         let (engine, mut handle) = Engine::build(card, pbx.engine_config())?;
         let rings = handle.take_fax_ports().expect("a new engine has its fax ports");
         let fax = crate::faxsvc::FaxWorker::new(rings);
-        Ok(Stepped { engine, handle, pbx, store: None, fax, fax_done: Vec::new() })
+        let rec_rings = handle.take_recordings().expect("a new engine has its recording rings");
+        let (rec, rec_handle) = crate::engine::SteppedRecordingWriter::new(rec_rings);
+        pbx.set_recorder(rec_handle);
+        Ok(Stepped { engine, handle, pbx, store: None, fax, fax_done: Vec::new(), rec })
     }
 
     /// Run one tick and let call control handle all it produced.
@@ -118,6 +123,8 @@ impl<C: Card> Stepped<C> {
         self.engine.tick()?;
         let now = self.engine.now();
         pump(&mut self.handle, &mut self.pbx, now);
+        self.rec.service();
+        self.pbx.recording_poll();
         crate::faxsvc::step_worker(&mut self.pbx, &mut self.fax, now, &mut self.fax_done);
         if let Some(store) = &self.store {
             drain_cdrs(&mut self.pbx, store);
@@ -204,6 +211,8 @@ pub struct Realtime {
     stop: Arc<AtomicBool>,
     engine_thread: Option<JoinHandle<Result<(), cardpbx_hal::Error>>>,
     control_thread: Option<JoinHandle<()>>,
+    /// The recording writer thread (finalises open files when stopped).
+    rec_writer: Option<crate::engine::RecordingWriter>,
     requests: crossbeam_channel::Sender<ControlRequest>,
     stats: Arc<EngineStats>,
     realtime: String,
@@ -244,6 +253,9 @@ impl Realtime {
         let stats = handle.stats();
         let fax_rings = handle.take_fax_ports().expect("a new engine has its fax ports");
         let fax = crate::faxsvc::FaxWorkerThread::spawn(crate::faxsvc::FaxWorker::new(fax_rings))?;
+        let rec_rings = handle.take_recordings().expect("a new engine has its recording rings");
+        let (rec_writer, rec_handle) = crate::engine::RecordingWriter::spawn(rec_rings)?;
+        pbx.set_recorder(rec_handle);
         let stop = Arc::new(AtomicBool::new(false));
         let engine_stop = stop.clone();
         let (rt_tx, rt_rx) = crossbeam_channel::bounded(1);
@@ -280,6 +292,7 @@ impl Realtime {
                 while !control_stop.load(Ordering::Relaxed) {
                     let now = control_stats.ticks.load(Ordering::Acquire);
                     pump(&mut handle, &mut pbx, now);
+                    pbx.recording_poll();
                     crate::faxsvc::pump_thread(&mut pbx, &fax, now);
                     crate::faxsvc::log_events(&mut pbx);
                     if let Some(store) = &store {
@@ -296,6 +309,7 @@ impl Realtime {
             stop,
             engine_thread: Some(engine_thread),
             control_thread: Some(control_thread),
+            rec_writer: Some(rec_writer),
             requests: tx,
             stats,
             realtime,
@@ -357,6 +371,10 @@ impl Realtime {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.control_thread.take() {
             let _ = t.join();
+        }
+        if let Some(w) = self.rec_writer.take() {
+            // Call control has stopped: close every open recording as a complete file.
+            w.shutdown();
         }
         if let Some(t) = self.engine_thread.take() {
             match t.join() {

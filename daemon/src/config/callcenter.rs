@@ -208,6 +208,10 @@ pub struct QueueConfig {
     /// Priority rules for callers (VIP, repair).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub priority: Vec<PriorityRule>,
+    /// Call recording for calls answered from this queue: `never` (default), `on_demand`,
+    /// `always`.
+    #[serde(default, skip_serializing_if = "super::recording::RecordingPolicy::is_never")]
+    pub recording: super::recording::RecordingPolicy,
 }
 
 /// `[[agent]]`: a person who logs in to queues from any phone (free seating).

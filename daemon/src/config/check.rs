@@ -77,6 +77,7 @@ pub(super) fn check(cfg: &Config, origins: &Origins) -> Problems {
     super::callcenter::check(cfg, &mut p);
     super::callcenter_routing::check(cfg, &mut p);
     super::fax::check(cfg, &mut p);
+    super::recording::check(cfg, &mut p);
     p
 }
 

@@ -11,6 +11,7 @@ pub mod edit;
 pub mod fax;
 mod load;
 pub mod model;
+pub mod recording;
 
 pub use check::{MAX_NUMBER_LEN, MAX_PORTS, TONE_PLANS};
 pub use load::{ConfigError, ConfigErrors};

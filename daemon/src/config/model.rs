@@ -61,6 +61,9 @@ pub struct Config {
     /// `[fax]`: the fax service (main file only).
     #[serde(default, skip_serializing_if = "super::fax::FaxConfig::is_default")]
     pub fax: super::fax::FaxConfig,
+    /// `[recording]`: where call recordings go and their format.
+    #[serde(default, skip_serializing_if = "super::recording::RecordingConfig::is_default")]
+    pub recording: super::recording::RecordingConfig,
 }
 
 /// The control socket path used when the configuration names none:
@@ -527,6 +530,9 @@ pub struct ExtensionConfig {
     /// A display name (the agent or the room).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Call recording for calls of this phone: `never` (default), `on_demand`, `always`.
+    #[serde(default, skip_serializing_if = "super::recording::RecordingPolicy::is_never")]
+    pub recording: super::recording::RecordingPolicy,
 }
 
 /// How a hunt group picks members.
@@ -774,6 +780,9 @@ pub struct TrunkGroupConfig {
     /// How long after an extension answers a CNG still moves the call to the fax destination, s.
     #[serde(default = "default_fax_detect_s")]
     pub fax_detect_s: u32,
+    /// Call recording for calls on this group's lines: `never` (default), `on_demand`, `always`.
+    #[serde(default, skip_serializing_if = "super::recording::RecordingPolicy::is_never")]
+    pub recording: super::recording::RecordingPolicy,
 }
 
 fn default_fax_detect_s() -> u32 {

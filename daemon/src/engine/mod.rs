@@ -36,7 +36,8 @@ pub use api::{
 pub use faxport::FaxPortRings;
 pub use prompt::{PromptError, PromptLibrary};
 pub use record::{
-    RecordError, RecordingFinished, RecordingHandle, RecordingRings, RecordingWriter,
+    Opened, RecordError, RecordingFinished, RecordingHandle, RecordingRings, RecordingWriter,
+    SteppedRecordingWriter,
 };
 pub use stats::{EngineStats, EngineStatsSnapshot};
 

@@ -138,8 +138,26 @@ pub struct RecordingFinished {
 }
 
 enum Request {
-    Open { slot: usize, path: PathBuf, reply: Sender<Result<(), RecordError>> },
+    Open {
+        slot: usize,
+        path: PathBuf,
+        reply: Sender<Result<(), RecordError>>,
+    },
+    /// Open without waiting: the result comes on [`RecordingHandle::opened`].
+    OpenNoWait {
+        slot: usize,
+        path: PathBuf,
+        mono: bool,
+    },
+    /// Write silence (`true`) instead of the audio from now on, or the audio again.
+    Pause {
+        slot: usize,
+        on: bool,
+    },
 }
+
+/// The result of [`RecordingHandle::open_nowait`].
+pub type Opened = (RecSlot, Result<(), RecordError>);
 
 /// The control plane's side of the recording writer.
 #[derive(Debug, Clone)]
@@ -147,12 +165,17 @@ pub struct RecordingHandle {
     req: Sender<Request>,
     shared: Arc<[Arc<SlotShared>]>,
     finished: Receiver<RecordingFinished>,
+    opened: Receiver<Opened>,
 }
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Request::Open { slot, path, .. } => write!(f, "Open({slot}, {})", path.display()),
+            Request::OpenNoWait { slot, path, mono } => {
+                write!(f, "OpenNoWait({slot}, {}, mono {mono})", path.display())
+            }
+            Request::Pause { slot, on } => write!(f, "Pause({slot}, {on})"),
         }
     }
 }
@@ -175,6 +198,42 @@ impl RecordingHandle {
             return Err(RecordError::WriterGone);
         }
         rx.recv().map_err(|_| RecordError::WriterGone)?
+    }
+
+    /// Have the writer create `path` (and its missing directories) for `slot` without waiting
+    /// for it: the result comes on [`opened`](Self::opened); after `Ok`, send
+    /// `RecordStart(chan, slot)`. `mono` mixes both directions into one channel.
+    ///
+    /// # Errors
+    /// Unknown or busy slot, or a stopped writer (file errors come on `opened`).
+    pub fn open_nowait(
+        &self,
+        slot: RecSlot,
+        path: impl AsRef<Path>,
+        mono: bool,
+    ) -> Result<(), RecordError> {
+        let i = usize::from(slot.0);
+        let sh = self.shared.get(i).ok_or(RecordError::NoSuchSlot(slot.0))?;
+        sh.state
+            .compare_exchange(FREE, OPENING, Ordering::AcqRel, Ordering::Relaxed)
+            .map_err(|_| RecordError::Busy(slot.0))?;
+        let req = Request::OpenNoWait { slot: i, path: path.as_ref().to_path_buf(), mono };
+        if self.req.send(req).is_err() {
+            sh.state.store(FREE, Ordering::Release);
+            return Err(RecordError::WriterGone);
+        }
+        Ok(())
+    }
+
+    /// Results of [`open_nowait`](Self::open_nowait), in request order.
+    pub fn opened(&self) -> &Receiver<Opened> {
+        &self.opened
+    }
+
+    /// Pause (`on`) or resume an open recording: while paused the file gets silence. Audio
+    /// already in the ring when the writer takes the request is written as it was.
+    pub fn pause(&self, slot: RecSlot, on: bool) {
+        let _ = self.req.send(Request::Pause { slot: usize::from(slot.0), on });
     }
 
     /// Whether the slot is free for [`open`](Self::open).
@@ -208,6 +267,20 @@ struct OpenFile {
     frames: u64,
     overruns_at_open: u64,
     error: Option<String>,
+    /// Mix both directions into one channel.
+    mono: bool,
+    /// Write silence instead of the audio.
+    paused: bool,
+}
+
+fn channels(rings: RecordingRings) -> (Core, Receiver<Request>, RecordingHandle) {
+    let (req_tx, req_rx) = crossbeam_channel::unbounded();
+    let (fin_tx, fin_rx) = crossbeam_channel::unbounded();
+    let (open_tx, open_rx) = crossbeam_channel::unbounded();
+    let shared: Arc<[Arc<SlotShared>]> = rings.slots.iter().map(|(_, s)| s.clone()).collect();
+    let files = rings.slots.iter().map(|_| None).collect();
+    let core = Core { rings, files, scratch: vec![0i16; 4096], fin: fin_tx, opened: open_tx };
+    (core, req_rx, RecordingHandle { req: req_tx, shared, finished: fin_rx, opened: open_rx })
 }
 
 impl RecordingWriter {
@@ -216,17 +289,12 @@ impl RecordingWriter {
     /// # Errors
     /// When the thread cannot be spawned.
     pub fn spawn(rings: RecordingRings) -> std::io::Result<(RecordingWriter, RecordingHandle)> {
-        let (req_tx, req_rx) = crossbeam_channel::unbounded();
-        let (fin_tx, fin_rx) = crossbeam_channel::unbounded();
+        let (core, req_rx, handle) = channels(rings);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
-        let shared: Arc<[Arc<SlotShared>]> = rings.slots.iter().map(|(_, s)| s.clone()).collect();
         let thread = std::thread::Builder::new()
             .name("rec-writer".into())
-            .spawn(move || writer_loop(rings, req_rx, fin_tx, stop_rx))?;
-        Ok((
-            RecordingWriter { thread: Some(thread), stop: stop_tx },
-            RecordingHandle { req: req_tx, shared, finished: fin_rx },
-        ))
+            .spawn(move || writer_loop(core, req_rx, stop_rx))?;
+        Ok((RecordingWriter { thread: Some(thread), stop: stop_tx }, handle))
     }
 
     /// Finalise every open file and stop the thread.
@@ -248,6 +316,43 @@ impl Drop for RecordingWriter {
     }
 }
 
+/// The recording writer run in the caller's thread (the stepped runner calls
+/// [`service`](Self::service) after every tick, so that no ring ever overruns however fast
+/// virtual time goes). Only [`RecordingHandle::open_nowait`] may open files with it: the
+/// blocking [`RecordingHandle::open`] would wait for a service call that cannot come.
+pub struct SteppedRecordingWriter {
+    core: Core,
+    req: Receiver<Request>,
+}
+
+impl std::fmt::Debug for SteppedRecordingWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SteppedRecordingWriter").finish_non_exhaustive()
+    }
+}
+
+impl SteppedRecordingWriter {
+    /// A writer over the rings taken from the engine handle, and the control plane's handle.
+    pub fn new(rings: RecordingRings) -> (SteppedRecordingWriter, RecordingHandle) {
+        let (core, req, handle) = channels(rings);
+        (SteppedRecordingWriter { core, req }, handle)
+    }
+
+    /// Take the waiting requests and drain every ring; finish stopped recordings.
+    pub fn service(&mut self) {
+        while let Ok(r) = self.req.try_recv() {
+            self.core.request(r);
+        }
+        self.core.drain_all(false);
+    }
+}
+
+impl Drop for SteppedRecordingWriter {
+    fn drop(&mut self) {
+        self.core.drain_all(true);
+    }
+}
+
 const WAV_SPEC: hound::WavSpec = hound::WavSpec {
     channels: 2,
     sample_rate: 8000,
@@ -255,14 +360,132 @@ const WAV_SPEC: hound::WavSpec = hound::WavSpec {
     sample_format: hound::SampleFormat::Int,
 };
 
-fn writer_loop(
-    mut rings: RecordingRings,
-    req: Receiver<Request>,
+/// The writer's state: the consumer ends and the open files.
+struct Core {
+    rings: RecordingRings,
+    files: Vec<Option<OpenFile>>,
+    scratch: Vec<i16>,
     fin: Sender<RecordingFinished>,
-    stop: Receiver<()>,
-) {
-    let mut files: Vec<Option<OpenFile>> = rings.slots.iter().map(|_| None).collect();
-    let mut scratch = vec![0i16; 4096];
+    opened: Sender<Opened>,
+}
+
+impl Core {
+    fn open(&mut self, slot: usize, path: PathBuf, mono: bool) -> Result<(), RecordError> {
+        let shared = self.rings.slots[slot].1.clone();
+        let spec = hound::WavSpec { channels: if mono { 1 } else { 2 }, ..WAV_SPEC };
+        match hound::WavWriter::create(&path, spec) {
+            Ok(wav) => {
+                // Leftovers of an earlier use of the slot cannot exist (drained before
+                // it became free), but clear anyway so a file never starts with them.
+                self.rings.slots[slot].0.clear();
+                self.files[slot] = Some(OpenFile {
+                    path,
+                    wav,
+                    frames: 0,
+                    overruns_at_open: shared.overruns.load(Ordering::Relaxed),
+                    error: None,
+                    mono,
+                    paused: false,
+                });
+                shared.state.store(OPEN, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                shared.state.store(FREE, Ordering::Release);
+                Err(RecordError::Create { path, reason: e.to_string() })
+            }
+        }
+    }
+
+    fn request(&mut self, r: Request) {
+        match r {
+            Request::Open { slot, path, reply } => {
+                let res = self.open(slot, path, false);
+                let _ = reply.send(res);
+            }
+            Request::OpenNoWait { slot, path, mono } => {
+                let res = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Some(dir) => std::fs::create_dir_all(dir).map_err(|e| RecordError::Create {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }),
+                    None => Ok(()),
+                };
+                let res = match res {
+                    Ok(()) => self.open(slot, path, mono),
+                    Err(e) => {
+                        self.rings.slots[slot].1.state.store(FREE, Ordering::Release);
+                        Err(e)
+                    }
+                };
+                let _ = self.opened.send((RecSlot(slot as u16), res));
+            }
+            Request::Pause { slot, on } => {
+                if slot < self.files.len() {
+                    // What is in the ring now was recorded before the request.
+                    self.drain(slot, false);
+                    if let Some(f) = self.files[slot].as_mut() {
+                        f.paused = on;
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_all(&mut self, stopping: bool) {
+        for i in 0..self.files.len() {
+            self.drain(i, stopping);
+        }
+    }
+
+    /// Write what slot `i`'s ring holds; finish the file when the slot is stopped (or
+    /// `stopping`).
+    fn drain(&mut self, i: usize, stopping: bool) {
+        let (cons, shared) = &mut self.rings.slots[i];
+        let Some(f) = self.files[i].as_mut() else { return };
+        // Read the state before draining: everything the engine pushed before it marked
+        // the slot stopped is then visible to the drain below.
+        let stopped = shared.state.load(Ordering::Acquire) == STOPPING;
+        loop {
+            let n = cons.pop_slice(&mut self.scratch);
+            if n == 0 {
+                break;
+            }
+            let mut res = Ok(());
+            for pair in self.scratch[..n].chunks_exact(2) {
+                let (l, r) = if f.paused { (0, 0) } else { (pair[0], pair[1]) };
+                res = res.and(if f.mono {
+                    let m = (i32::from(l) + i32::from(r)).clamp(-32768, 32767) as i16;
+                    f.wav.write_sample(m)
+                } else {
+                    f.wav.write_sample(l).and_then(|()| f.wav.write_sample(r))
+                });
+            }
+            if let Err(e) = res {
+                f.error.get_or_insert_with(|| e.to_string());
+            }
+            f.frames += (n / 2) as u64;
+        }
+        if stopped || stopping {
+            let f = self.files[i].take().expect("checked above");
+            let overruns = shared.overruns.load(Ordering::Relaxed) - f.overruns_at_open;
+            let mut error = f.error;
+            if let Err(e) = f.wav.finalize() {
+                error.get_or_insert_with(|| e.to_string());
+            }
+            shared.state.store(FREE, Ordering::Release);
+            let _ = self.fin.send(RecordingFinished {
+                slot: RecSlot(i as u16),
+                path: f.path,
+                frames: f.frames,
+                overruns,
+                error,
+            });
+        }
+    }
+}
+
+fn writer_loop(mut core: Core, req: Receiver<Request>, stop: Receiver<()>) {
     let mut requests_open = true;
     loop {
         let stopping =
@@ -276,67 +499,11 @@ fn writer_loop(
             Err(RecvTimeoutError::Timeout)
         };
         match r {
-            Ok(Request::Open { slot, path, reply }) => {
-                let shared = rings.slots[slot].1.clone();
-                let res = match hound::WavWriter::create(&path, WAV_SPEC) {
-                    Ok(wav) => {
-                        // Leftovers of an earlier use of the slot cannot exist (drained before
-                        // it became free), but clear anyway so a file never starts with them.
-                        rings.slots[slot].0.clear();
-                        files[slot] = Some(OpenFile {
-                            path,
-                            wav,
-                            frames: 0,
-                            overruns_at_open: shared.overruns.load(Ordering::Relaxed),
-                            error: None,
-                        });
-                        shared.state.store(OPEN, Ordering::Release);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        shared.state.store(FREE, Ordering::Release);
-                        Err(RecordError::Create { path, reason: e.to_string() })
-                    }
-                };
-                let _ = reply.send(res);
-            }
+            Ok(r) => core.request(r),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => requests_open = false,
         }
-        for (i, (cons, shared)) in rings.slots.iter_mut().enumerate() {
-            let Some(f) = files[i].as_mut() else { continue };
-            // Read the state before draining: everything the engine pushed before it marked
-            // the slot stopped is then visible to the drain below.
-            let stopped = shared.state.load(Ordering::Acquire) == STOPPING;
-            loop {
-                let n = cons.pop_slice(&mut scratch);
-                if n == 0 {
-                    break;
-                }
-                for &s in &scratch[..n] {
-                    if let Err(e) = f.wav.write_sample(s) {
-                        f.error.get_or_insert_with(|| e.to_string());
-                    }
-                }
-                f.frames += (n / 2) as u64;
-            }
-            if stopped || stopping {
-                let f = files[i].take().expect("checked above");
-                let overruns = shared.overruns.load(Ordering::Relaxed) - f.overruns_at_open;
-                let mut error = f.error;
-                if let Err(e) = f.wav.finalize() {
-                    error.get_or_insert_with(|| e.to_string());
-                }
-                shared.state.store(FREE, Ordering::Release);
-                let _ = fin.send(RecordingFinished {
-                    slot: RecSlot(i as u16),
-                    path: f.path,
-                    frames: f.frames,
-                    overruns,
-                    error,
-                });
-            }
-        }
+        core.drain_all(stopping);
         if stopping {
             return;
         }

@@ -1083,6 +1083,13 @@ impl Pbx {
         self.dial(id, number, true);
     }
 
+    /// The queue (name) and agent (number) of call `id`, for recordings.
+    pub(super) fn cc_queue_and_agent(&self, id: CallId) -> (Option<String>, Option<String>) {
+        let Some(cc) = self.cc.calls.get(&id) else { return (None, None) };
+        let agent = cc.agent.and_then(|a| self.cc.acd.agent(a)).map(|a| a.number);
+        (cc.queue_name.clone(), agent)
+    }
+
     /// Fill call-center fields of call `id`'s CDR.
     pub(super) fn cc_fill_cdr(&self, id: CallId, rec: &mut crate::store::CdrRecord) {
         let Some(cc) = self.cc.calls.get(&id) else { return };

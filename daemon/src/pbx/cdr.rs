@@ -95,6 +95,7 @@ impl Pbx {
         let mut rec = self.build_cdr(c, chan, note, self.now);
         rec.dnis = dnis;
         self.cc_fill_cdr(c.id, &mut rec);
+        self.rec_call_ended(c, &mut rec);
         if self.cdr.queue.len() >= MAX_QUEUED {
             self.cdr.dropped += 1;
             return;

@@ -8,9 +8,14 @@
 //! [`FaxDone`] comes back through [`Pbx::fax_finished`]. Finished faxes become store records
 //! ([`Pbx::pop_fax_record`]) and CTI events ([`Pbx::pop_fax_event`]).
 //!
-//! Outgoing faxes go out on PRI trunk groups: the job places the Q.931 call itself (it has no
-//! extension leg, so it is not a [`Call`](super::Call)), starts sending on CONNECT, and places
-//! it again after a busy signal, no answer, or a failed fax while retries remain.
+//! Outgoing faxes go out on PRI, R2 and FXO trunk groups. The job places the call itself (it
+//! has no extension leg, so it is not a [`Call`](super::Call)). On PRI it sends SETUP and
+//! starts sending on CONNECT; on R2 it registers the number and starts sending on the answer
+//! (a group B busy or congestion fails the attempt). On FXO it seizes a free line, dials the number in DTMF and starts
+//! sending at once (T.30 plays CNG and waits for the far end's DIS under T1), with the
+//! call-progress detector on the line: busy, congestion or special information tone fails the
+//! attempt. Every way the job places the call again after a busy signal, no answer, or a
+//! failed fax while retries remain.
 
 use super::{CallId, CallState, DialResult, LineKind, Pbx};
 use crate::engine::api::{Detectors, FaxSlot, Source};
@@ -18,10 +23,13 @@ use crate::faxsvc::{FaxDone, FaxRequest, FaxRole, FaxStart, RECEIVE};
 use crate::store::FaxRecord;
 use cardpbx_dsp::fax::t30::ModemFamily;
 use cardpbx_dsp::fax::tiff::FaxPage;
+use cardpbx_dsp::progress::ProgressEvent;
 use cardpbx_dsp::toneplan::ProgressTone;
 use cardpbx_hal::{ChannelId, Tick};
+use cardpbx_signalling::loopstart::FxoEvent;
 use cardpbx_signalling::q931::call::{CallEvent, CallParams, CallState as Q931State, Side};
 use cardpbx_signalling::q931::Cause;
+use cardpbx_signalling::r2::{BSignal, ClearReason, R2Event};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,10 +100,32 @@ enum SendState {
     Waiting(Tick),
     /// SETUP sent on `chan`, no answer yet (since the tick).
     Calling { chan: ChannelId, call: CallId, since: Tick },
-    /// Answered: the fax session runs on the port.
+    /// FXO line `chan` seized at the tick; dialling starts [`super::SEIZE_TO_DIAL_MS`] later.
+    Seized { chan: ChannelId, call: CallId, since: Tick },
+    /// The number goes out in DTMF on FXO line `chan` (the digits left are in the job).
+    Dialing { chan: ChannelId, call: CallId },
+    /// Answered (PRI) or dialled (FXO): the fax session runs on the port.
     Sending { chan: ChannelId, call: CallId, slot: u16 },
     /// We cleared the call; the attempt failed for the reason kept in the job.
     Clearing { chan: ChannelId, call: CallId },
+    /// FXO line released during the session (busy tone, far-end clear) for the reason kept in
+    /// the job; the attempt ends when the worker reports the stopped session.
+    Ending { chan: ChannelId, call: CallId, slot: u16 },
+}
+
+impl SendState {
+    /// The line and call of the attempt, if one is placed.
+    fn line(self) -> Option<(ChannelId, CallId)> {
+        match self {
+            SendState::Waiting(_) => None,
+            SendState::Calling { chan, call, .. }
+            | SendState::Seized { chan, call, .. }
+            | SendState::Dialing { chan, call }
+            | SendState::Sending { chan, call, .. }
+            | SendState::Clearing { chan, call }
+            | SendState::Ending { chan, call, .. } => Some((chan, call)),
+        }
+    }
 }
 
 struct SendJob {
@@ -103,6 +133,8 @@ struct SendJob {
     group: usize,
     file: String,
     pages: Arc<Vec<FaxPage>>,
+    /// DTMF digits still to send on an FXO line.
+    outdial: VecDeque<char>,
     retries_left: u32,
     attempts: u32,
     state: SendState,
@@ -372,9 +404,11 @@ impl Pbx {
                 trunk_group: self.trunk_groups[j.group].name.clone(),
                 state: match j.state {
                     SendState::Waiting(_) => "waiting",
-                    SendState::Calling { .. } => "calling",
+                    SendState::Calling { .. }
+                    | SendState::Seized { .. }
+                    | SendState::Dialing { .. } => "calling",
                     SendState::Sending { .. } => "sending",
-                    SendState::Clearing { .. } => "clearing",
+                    SendState::Clearing { .. } | SendState::Ending { .. } => "clearing",
                 }
                 .into(),
                 attempts: j.attempts,
@@ -387,8 +421,7 @@ impl Pbx {
     /// Queue a fax to send; returns its job number.
     ///
     /// # Errors
-    /// An unknown trunk group, a number no route takes, a trunk group that cannot send
-    /// faxes (only PRI groups can), or a document without pages.
+    /// An unknown trunk group, a number no route takes, or a document without pages.
     pub fn fax_send(&mut self, req: FaxSendRequest) -> Result<u64, String> {
         if req.pages.is_empty() {
             return Err("the document has no pages".into());
@@ -421,12 +454,6 @@ impl Pbx {
                 }
             },
         };
-        if !self.trunk_groups[group].pri {
-            return Err(format!(
-                "trunk group {:?} is not a PRI group: faxes are sent through PRI trunk groups",
-                self.trunk_groups[group].name
-            ));
-        }
         let now = self.now;
         let job = self.fax.job();
         let retries = req.retries.unwrap_or(self.fax.retries);
@@ -438,6 +465,7 @@ impl Pbx {
                 group,
                 file: req.file,
                 pages: Arc::new(req.pages),
+                outdial: VecDeque::new(),
                 retries_left: retries,
                 attempts: 0,
                 state: SendState::Waiting(now),
@@ -461,6 +489,7 @@ impl Pbx {
             .filter_map(|j| match j.state {
                 SendState::Waiting(t) => Some(t),
                 SendState::Calling { since, .. } => Some(since + SEND_ANSWER_TIMEOUT_MS),
+                SendState::Seized { since, .. } => Some(since + super::SEIZE_TO_DIAL_MS),
                 _ => None,
             })
             .min()
@@ -475,6 +504,7 @@ impl Pbx {
             .filter(|(_, j)| match j.state {
                 SendState::Waiting(t) => t <= now,
                 SendState::Calling { since, .. } => since + SEND_ANSWER_TIMEOUT_MS <= now,
+                SendState::Seized { since, .. } => since + super::SEIZE_TO_DIAL_MS <= now,
                 _ => false,
             })
             .map(|(&id, j)| (id, j.state))
@@ -486,17 +516,27 @@ impl Pbx {
                     tracing::debug!(job, "fax call not answered in time");
                     self.fax_clear(job, chan, call, "no_answer", "the far end did not answer");
                 }
+                SendState::Seized { .. } => self.fax_next_digits(job),
                 _ => {}
             }
         }
     }
 
-    /// Place the next attempt of `job` on a free bearer of its PRI trunk group.
+    /// Place the next attempt of `job` on a free bearer of its PRI trunk group, a free
+    /// channel of its R2 trunk group, or a free line of its FXO trunk group.
     fn fax_place_call(&mut self, job: u64) {
         let now = self.now;
         let Some(j) = self.fax.sends.get_mut(&job) else { return };
         j.attempts += 1;
         let (g, number, attempt) = (j.group, j.number.clone(), j.attempts);
+        if self.r2_group(g) {
+            self.fax_place_r2(job, g, number, attempt);
+            return;
+        }
+        if !self.trunk_groups[g].pri {
+            self.fax_seize_fxo(job, g, number, attempt);
+            return;
+        }
         let restricted = self.trunk_groups[g].restricted;
         let mut placed = None;
         for chan in self.hunt_order(g) {
@@ -537,32 +577,15 @@ impl Pbx {
         if let Some(pos) = self.trunk_groups[g].lines.iter().position(|c| *c == chan) {
             self.trunk_groups[g].next = pos + 1;
         }
-        if let Some(j) = self.fax.sends.get_mut(&job) {
-            j.state = SendState::Calling { chan, call, since: now };
-        }
-        tracing::info!(job, attempt, %number, %chan, "fax call placed");
-        self.fax.event(FaxEvent {
-            job,
-            event: "dialing",
-            number,
-            at: now,
-            detail: Some(format!("attempt {attempt}")),
-            pages: 0,
-        });
+        self.fax_dialing(job, attempt, number, SendState::Calling { chan, call, since: now });
         self.pri_drain(pri);
     }
 
     fn fax_job_of_call(&self, call: CallId) -> Option<u64> {
-        self.fax.sends.iter().find_map(|(&id, j)| match j.state {
-            SendState::Calling { call: c, .. }
-            | SendState::Sending { call: c, .. }
-            | SendState::Clearing { call: c, .. }
-                if c == call =>
-            {
-                Some(id)
-            }
-            _ => None,
-        })
+        self.fax
+            .sends
+            .iter()
+            .find_map(|(&id, j)| j.state.line().filter(|(_, c)| *c == call).map(|_| id))
     }
 
     /// A Q.931 event on PRI span `i`: act on it if it concerns an outgoing fax call (the
@@ -618,10 +641,14 @@ impl Pbx {
         j.state = SendState::Sending { chan, call, slot };
         let (pages, number) = (j.pages.clone(), j.number.clone());
         let npages = pages.len() as u32;
-        tracing::info!(job, %chan, slot, "fax call answered: sending");
+        tracing::info!(job, %chan, slot, "fax call answered or dialled: sending");
         self.fax.start(slot, job, FaxRole::Send { pages });
         self.echo(chan, false);
-        self.detect(chan, Detectors::NONE);
+        // On an FXO line only tones tell a busy number or a far-end clear.
+        let fxo = matches!(self.lines[chan.index()].kind, LineKind::Fxo { .. });
+        let f = self.features;
+        let progress = fxo && (f.call_progress || f.hangup_on_busy_tone);
+        self.detect(chan, Detectors { progress, ..Detectors::NONE });
         self.set_source(chan, Source::FaxPort(FaxSlot(slot)));
         self.fax.event(FaxEvent {
             job,
@@ -641,14 +668,226 @@ impl Pbx {
             j.last_error = Some(why.into());
         }
         self.fax_hang_up(chan);
+        if !matches!(self.lines[chan.index()].kind, LineKind::Bchan { .. }) {
+            // FXO and R2 lines are free at once: no RELEASE to wait for.
+            self.fax_attempt_over(job);
+        }
     }
 
-    /// Disconnect the PRI call on `chan` (if any) and silence the channel.
+    /// Disconnect the PRI call on `chan` (if any), clear the R2 call on `chan`, or release
+    /// FXO line `chan`, and silence the channel.
     fn fax_hang_up(&mut self, chan: ChannelId) {
         if matches!(self.sources.get(chan.index()).map(|s| s.0), Some(Source::FaxPort(_))) {
             self.set_source(chan, Source::Silence);
         }
+        if matches!(self.lines[chan.index()].kind, LineKind::R2 { .. }) {
+            // The line leaves the job first: the clearing's events are no longer the job's.
+            self.lines[chan.index()].call = None;
+            self.r2_hangup(chan);
+            return;
+        }
+        let now = self.now;
+        if let LineKind::Fxo { line, .. } = &mut self.lines[chan.index()].kind {
+            if line.state().is_off_hook() {
+                line.release(now);
+            }
+            self.lines[chan.index()].call = None;
+            if matches!(self.sources.get(chan.index()).map(|s| s.0), Some(Source::Tone(_))) {
+                self.set_source(chan, Source::Silence);
+            }
+            let idle = self.idle_detectors(chan);
+            self.detect(chan, idle);
+            return;
+        }
         self.pri_clear(chan, Cause::NORMAL_CLEARING);
+    }
+
+    /// Register the number of `job` on a free channel of R2 trunk group `g` (attempt
+    /// `attempt`); the session starts when the far end answers.
+    fn fax_place_r2(&mut self, job: u64, g: usize, number: String, attempt: u32) {
+        let now = self.now;
+        let call = self.next_call;
+        self.next_call += 1;
+        let Some(chan) = self.r2_fax_place(g, &number, call) else {
+            self.fax_attempt_failed(job, "congestion", "no free channel in the trunk group");
+            return;
+        };
+        self.fax_dialing(job, attempt, number, SendState::Calling { chan, call, since: now });
+    }
+
+    /// An event of R2 channel `chan`: act on it if the channel sends a fax.
+    pub(super) fn fax_r2_event(&mut self, chan: ChannelId, e: &R2Event) -> bool {
+        let Some((job, state)) = self.fax_job_on_line(chan) else { return false };
+        match (e, state) {
+            (R2Event::Answered, SendState::Calling { call, .. }) => {
+                self.fax_connected(job, chan, call);
+            }
+            (R2Event::Cleared { reason }, SendState::Calling { .. }) => {
+                let (status, why) = match reason {
+                    ClearReason::Rejected(BSignal::Busy) => {
+                        ("busy", "the far end is busy".to_string())
+                    }
+                    ClearReason::NoAnswer => ("no_answer", "the far end did not answer".into()),
+                    ClearReason::Congestion | ClearReason::Rejected(BSignal::Congestion) => {
+                        ("congestion", "the network is congested".into())
+                    }
+                    r => ("failed", format!("the R2 call failed: {r:?}")),
+                };
+                tracing::info!(job, %chan, status, "fax call not connected (R2)");
+                self.fax_hang_up(chan);
+                self.fax_attempt_failed(job, status, &why);
+            }
+            (R2Event::Cleared { .. }, SendState::Sending { call, slot, .. }) => {
+                // The far end hung up during the fax: the session stops; the attempt ends when
+                // the worker reports it.
+                if let Some(j) = self.fax.sends.get_mut(&job) {
+                    j.state = SendState::Ending { chan, call, slot };
+                    j.last_status = "failed".into();
+                    j.last_error = Some("the far end hung up".into());
+                }
+                self.fax_hang_up(chan);
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Seize a free line of FXO trunk group `g` for attempt `attempt` of `job`; dialling
+    /// starts after the exchange had time to give dial tone.
+    fn fax_seize_fxo(&mut self, job: u64, g: usize, number: String, attempt: u32) {
+        let now = self.now;
+        let Some(chan) = self.seize_fxo_line(g) else {
+            self.fax_attempt_failed(job, "congestion", "no free line in the trunk group");
+            return;
+        };
+        let call = self.next_call;
+        self.next_call += 1;
+        self.lines[chan.index()].call = Some(call);
+        self.lines[chan.index()].cid_digits.clear();
+        if let Some(pos) = self.trunk_groups[g].lines.iter().position(|c| *c == chan) {
+            self.trunk_groups[g].next = pos + 1;
+        }
+        self.detect(chan, Detectors::NONE);
+        self.echo(chan, false);
+        if let Some(j) = self.fax.sends.get_mut(&job) {
+            j.outdial = number.chars().collect();
+        }
+        self.fax_dialing(job, attempt, number, SendState::Seized { chan, call, since: now });
+    }
+
+    /// Attempt `attempt` of `job` is on its way in `state` (a call placed or a line seized):
+    /// record it and tell the CTI tier.
+    fn fax_dialing(&mut self, job: u64, attempt: u32, number: String, state: SendState) {
+        if let Some(j) = self.fax.sends.get_mut(&job) {
+            j.state = state;
+        }
+        tracing::info!(job, attempt, %number, ?state, "fax attempt placed");
+        self.fax.event(FaxEvent {
+            job,
+            event: "dialing",
+            number,
+            at: self.now,
+            detail: Some(format!("attempt {attempt}")),
+            pages: 0,
+        });
+    }
+
+    /// Send the next DTMF digits of `job` (up to four per tone) on its FXO line; once all
+    /// are sent, start the fax session.
+    fn fax_next_digits(&mut self, job: u64) {
+        let Some(j) = self.fax.sends.get_mut(&job) else { return };
+        let (SendState::Seized { chan, call, .. } | SendState::Dialing { chan, call }) = j.state
+        else {
+            return;
+        };
+        let burst = super::trunk::dtmf_burst(
+            &mut j.outdial,
+            super::OUTDIAL_ON_MS,
+            super::OUTDIAL_OFF_MS,
+            super::OUTDIAL_LEVEL_DBM0,
+        );
+        let Some(spec) = burst else {
+            tracing::debug!(job, %chan, "fax number dialled: sending");
+            self.fax_connected(job, chan, call);
+            return;
+        };
+        j.state = SendState::Dialing { chan, call };
+        self.set_source(chan, Source::Tone(spec));
+    }
+
+    /// The tone on `chan` ended: if it is a fax job's DTMF, go on dialling.
+    pub(super) fn fax_play_done(&mut self, chan: ChannelId) -> bool {
+        let job = self.fax.sends.iter().find_map(|(&id, j)| match j.state {
+            SendState::Dialing { chan: c, .. } if c == chan => Some(id),
+            _ => None,
+        });
+        let Some(job) = job else { return false };
+        self.fax_next_digits(job);
+        true
+    }
+
+    /// The fax job and attempt state on FXO line `chan`, if the line is in one.
+    fn fax_job_on_line(&self, chan: ChannelId) -> Option<(u64, SendState)> {
+        let call = self.lines.get(chan.index())?.call?;
+        if self.calls.contains_key(&call) {
+            return None;
+        }
+        let job = self.fax_job_of_call(call)?;
+        Some((job, self.fax.sends.get(&job)?.state))
+    }
+
+    /// The call-progress detector of a line reported: act on it if the line sends a fax.
+    pub(super) fn fax_progress(&mut self, chan: ChannelId, e: ProgressEvent) -> bool {
+        let Some((job, _)) = self.fax_job_on_line(chan) else { return false };
+        let (status, why) = match e {
+            ProgressEvent::Detected { tone: ProgressTone::Busy, .. } => {
+                ("busy", "the far end is busy")
+            }
+            ProgressEvent::Detected { tone: ProgressTone::Congestion, .. } => {
+                ("congestion", "congestion tone on the line")
+            }
+            ProgressEvent::Detected { tone: ProgressTone::Sit, .. } => {
+                ("failed", "special information tone: number unobtainable")
+            }
+            _ => return true,
+        };
+        tracing::info!(job, %chan, status, "fax line: call progress tone");
+        self.fax_line_failed(job, status, why);
+        true
+    }
+
+    /// A loop-start event on `chan`: act on it if the line sends a fax.
+    pub(super) fn fax_fxo_event(&mut self, chan: ChannelId, e: &FxoEvent) -> bool {
+        let Some((job, _)) = self.fax_job_on_line(chan) else { return false };
+        match e {
+            FxoEvent::FarEndDisconnect { cause } => {
+                tracing::info!(job, %chan, ?cause, "fax line: far end disconnected");
+                self.fax_line_failed(job, "failed", "the far end hung up");
+            }
+            FxoEvent::FarEndAnswer => tracing::debug!(job, %chan, "fax line: far end answered"),
+            _ => {}
+        }
+        true
+    }
+
+    /// The FXO line of `job` failed (a tone, a far-end clear): release it; the attempt fails
+    /// now, or once the worker reports the session stopped.
+    fn fax_line_failed(&mut self, job: u64, status: &str, why: &str) {
+        let Some(j) = self.fax.sends.get_mut(&job) else { return };
+        let state = j.state;
+        match state {
+            SendState::Sending { chan, call, slot } => {
+                j.state = SendState::Ending { chan, call, slot };
+                j.last_status = status.into();
+                j.last_error = Some(why.into());
+                self.fax_hang_up(chan);
+            }
+            SendState::Seized { chan, .. } | SendState::Dialing { chan, .. } => {
+                self.fax_hang_up(chan);
+                self.fax_attempt_failed(job, status, why);
+            }
+            _ => {}
+        }
     }
 
     /// The network cleared the fax call of `job` (DISCONNECT, or RELEASE when `released`).
@@ -675,6 +914,7 @@ impl Pbx {
                     self.fax_attempt_over(job);
                 }
             }
+            SendState::Seized { .. } | SendState::Dialing { .. } | SendState::Ending { .. } => {}
             // The far end hung up during the fax: stop the session; its end comes from the
             // worker.
             SendState::Sending { chan, .. } => {
@@ -769,37 +1009,52 @@ impl Pbx {
         }
         if let Some(r) = self.fax.receives.remove(&d.job) {
             self.fax_received(r, d);
-        } else if let Some(j) = self.fax.sends.get_mut(&d.job) {
-            j.remote_ident = d.remote_ident.clone().or(j.remote_ident.take());
-            j.bit_rate = d.bit_rate;
-            j.pages_sent = d.pages;
-            let SendState::Sending { chan, call, .. } = j.state else { return };
-            if d.success {
-                self.fax_hang_up(chan);
-                if self.lines[chan.index()].q931.is_none()
-                    && self.lines[chan.index()].call == Some(call)
-                {
-                    self.lines[chan.index()].call = None;
-                }
-                // The call's RELEASE frees the line (see `fax_pri_event`).
-                self.fax_send_done(d.job, true);
-            } else {
-                let why = d.error.clone().unwrap_or_else(|| d.status.clone());
-                let line_up = self.lines[chan.index()].q931.is_some();
-                if let Some(j) = self.fax.sends.get_mut(&d.job) {
-                    j.state = SendState::Clearing { chan, call };
-                    j.last_status = d.status.clone();
-                    j.last_error = Some(why);
-                }
-                if line_up {
-                    // The attempt ends when the network confirms the clearing.
-                    self.fax_hang_up(chan);
-                } else {
-                    self.fax_attempt_over(d.job);
-                }
-            }
+        } else {
+            self.fax_send_finished(&d);
         }
         self.collect();
+    }
+
+    /// The worker finished the session of an outgoing fax job.
+    fn fax_send_finished(&mut self, d: &FaxDone) {
+        let Some(j) = self.fax.sends.get_mut(&d.job) else { return };
+        let (chan, call, slot, ending) = match j.state {
+            SendState::Sending { chan, call, slot } => (chan, call, slot, false),
+            SendState::Ending { chan, call, slot } => (chan, call, slot, true),
+            _ => return,
+        };
+        if slot != d.slot.0 {
+            // A session of an earlier attempt.
+            return;
+        }
+        j.remote_ident = d.remote_ident.clone().or(j.remote_ident.take());
+        j.bit_rate = d.bit_rate;
+        j.pages_sent = d.pages;
+        if d.success {
+            self.fax_hang_up(chan);
+            if self.lines[chan.index()].q931.is_none()
+                && self.lines[chan.index()].call == Some(call)
+            {
+                self.lines[chan.index()].call = None;
+            }
+            // The call's RELEASE frees a PRI line (see `fax_pri_event`).
+            self.fax_send_done(d.job, true);
+        } else if ending {
+            // The FXO line was released for the reason kept in the job.
+            self.fax_attempt_over(d.job);
+        } else {
+            let why = d.error.clone().unwrap_or_else(|| d.status.clone());
+            let pri_up = self.lines[chan.index()].q931.is_some();
+            j.state = SendState::Clearing { chan, call };
+            j.last_status = d.status.clone();
+            j.last_error = Some(why);
+            self.fax_hang_up(chan);
+            if !pri_up {
+                // A PRI attempt ends when the network confirms the clearing; an FXO line is
+                // released at once.
+                self.fax_attempt_over(d.job);
+            }
+        }
     }
 
     /// A received fax is complete (or failed): record it and clear the call.

@@ -22,6 +22,7 @@ mod fax;
 mod pri;
 mod r2;
 mod reconfig;
+mod recording;
 mod snapshot;
 mod trunk;
 
@@ -32,11 +33,10 @@ use cardpbx_dsp::callerid::{self, AbsenceReason, CallerIdMessage, CidError, Form
 use cardpbx_dsp::echo::EchoConfig;
 use cardpbx_dsp::faxtone::FaxToneEvent;
 use cardpbx_dsp::progress::ProgressEvent;
-use cardpbx_dsp::tone::{Segment, ToneSpec};
 use cardpbx_dsp::toneplan::{ProgressTone, TonePlan};
 use cardpbx_hal::{Alarms, CardInfo, ChannelId, HalCommand, HalEvent, SigKind, SpanId, Tick};
 use cardpbx_signalling::loopstart::{
-    FxoConfig, FxoEvent, FxoLine, FxoState, FxsConfig, FxsEvent, FxsLine, FxsState, RingCadence,
+    FxoConfig, FxoEvent, FxoLine, FxsConfig, FxsEvent, FxsLine, FxsState, RingCadence,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -311,6 +311,8 @@ pub struct Pbx {
     cc: cc::CallCenter,
     /// Fax reception and fax jobs (`fax.rs`).
     fax: fax::FaxCtl,
+    /// Call recording policy and feature codes (`recording.rs`).
+    rec: recording::RecCtl,
 }
 
 /// A span's settings and alarms as call control knows them.
@@ -531,6 +533,7 @@ impl Pbx {
             cdr: cdr::CdrLog::default(),
             cc: cc::CallCenter::new(cfg)?,
             fax: fax::FaxCtl::new(cfg),
+            rec: recording::RecCtl::new(cfg, EngineConfig::default().recording_slots),
         };
         // Bring every span into service with its line settings (defaults for spans the
         // configuration does not mention); the card answers with its alarms.
@@ -796,7 +799,11 @@ impl Pbx {
         let Some(chan) = ev.channel() else {
             match ev {
                 HalEvent::Alarm(span, alarms) => {
-                    tracing::warn!(%span, %alarms, "span alarm");
+                    if alarms.is_clear() {
+                        tracing::info!(%span, "span in service (no alarm)");
+                    } else {
+                        tracing::warn!(%span, %alarms, "span alarm");
+                    }
                     if let Some(st) = self.spans.get_mut(&span) {
                         st.alarms = alarms;
                     }
@@ -892,6 +899,9 @@ impl Pbx {
     }
 
     fn on_fxo(&mut self, chan: ChannelId, ev: FxoEvent) {
+        if self.fax_fxo_event(chan, &ev) {
+            return;
+        }
         match ev {
             FxoEvent::Ringing => self.incoming(chan),
             FxoEvent::RingingStopped => self.leg_gone(chan),
@@ -983,7 +993,7 @@ impl Pbx {
     }
 
     fn on_digit(&mut self, chan: ChannelId, digit: char) {
-        if self.cc_digit(chan, digit) {
+        if self.cc_digit(chan, digit) || self.rec_digit(chan, digit) {
             return;
         }
         let Some(id) = self.lines[chan.index()].call else {
@@ -1305,6 +1315,7 @@ impl Pbx {
             self.echo(leg, true);
             self.update_detectors(leg);
         }
+        self.rec_bridged(a, b);
     }
 
     /// The far end of an outgoing trunk call answered (polarity reversal, or voice after
@@ -1327,6 +1338,9 @@ impl Pbx {
 
     /// The call-progress detector of a trunk line reported.
     fn on_progress(&mut self, chan: ChannelId, e: ProgressEvent) {
+        if self.fax_progress(chan, e) {
+            return;
+        }
         let Some(id) = self.lines[chan.index()].call else { return };
         let Some(c) = self.calls.get_mut(&id) else { return };
         let outbound_unanswered =
@@ -1540,24 +1554,14 @@ impl Pbx {
     fn send_dtmf_cid(&mut self, chan: ChannelId) {
         let l = &mut self.lines[chan.index()];
         let Some(q) = l.dtmf_cid.as_mut() else { return };
-        let mut segs = [Segment::default(); 8];
-        let mut n = 0;
-        while n < 8 {
-            let Some(d) = q.pop_front() else { break };
-            let Some((lo, hi)) = cardpbx_dsp::dtmf::key_freqs(d) else { continue };
-            let freqs = [lo, hi];
-            segs[n] = Segment { ms: DTMF_CID_ON_MS, freqs, level_dbm0: DTMF_CID_LEVEL_DBM0 };
-            segs[n + 1] = Segment::silence(DTMF_CID_OFF_MS);
-            n += 2;
+        match trunk::dtmf_burst(q, DTMF_CID_ON_MS, DTMF_CID_OFF_MS, DTMF_CID_LEVEL_DBM0) {
+            Some(spec) => self.set_source(chan, Source::Tone(spec)),
+            None => {
+                l.dtmf_cid = None;
+                l.ring_due = Some(self.now + DTMF_CID_TO_RING_MS);
+                self.set_source(chan, Source::Silence);
+            }
         }
-        if n == 0 {
-            l.dtmf_cid = None;
-            l.ring_due = Some(self.now + DTMF_CID_TO_RING_MS);
-            self.set_source(chan, Source::Silence);
-            return;
-        }
-        let spec = ToneSpec::new(&segs[..n], false).expect("DTMF segments are valid");
-        self.set_source(chan, Source::Tone(spec));
     }
 
     /// The DTMF caller ID of a called extension is over: start ringing it.
@@ -1645,21 +1649,7 @@ impl Pbx {
             return;
         }
         let now = self.now;
-        let order = self.hunt_order(g);
-        let mut seized = None;
-        for chan in order {
-            let l = &mut self.lines[chan.index()];
-            if l.call.is_some() {
-                continue;
-            }
-            if let LineKind::Fxo { line, .. } = &mut l.kind {
-                if line.state() == FxoState::Idle && line.seize(now).is_ok() {
-                    seized = Some(chan);
-                    break;
-                }
-            }
-        }
-        let Some(trunk) = seized else {
+        let Some(trunk) = self.seize_fxo_line(g) else {
             self.counters.calls_congested += 1;
             self.fail(id, ProgressTone::Congestion, "no free line in the trunk group");
             return;
@@ -1703,25 +1693,16 @@ impl Pbx {
             self.bridge(a, trunk);
             return;
         }
-        let mut segs = [Segment::default(); 8];
-        let mut n = 0;
-        while n < 8 {
-            let Some(d) = c.outdial.pop_front() else { break };
-            let Some((lo, hi)) = cardpbx_dsp::dtmf::key_freqs(d) else { continue };
-            let freqs = [lo, hi];
-            segs[n] = Segment { ms: OUTDIAL_ON_MS, freqs, level_dbm0: OUTDIAL_LEVEL_DBM0 };
-            segs[n + 1] = Segment::silence(OUTDIAL_OFF_MS);
-            n += 2;
+        match trunk::dtmf_burst(&mut c.outdial, OUTDIAL_ON_MS, OUTDIAL_OFF_MS, OUTDIAL_LEVEL_DBM0) {
+            Some(spec) => self.set_source(trunk, Source::Tone(spec)),
+            None => self.send_next_digits(id),
         }
-        if n == 0 {
-            self.send_next_digits(id);
-            return;
-        }
-        let spec = ToneSpec::new(&segs[..n], false).expect("DTMF segments are valid");
-        self.set_source(trunk, Source::Tone(spec));
     }
 
     fn on_play_done(&mut self, chan: ChannelId) {
+        if self.fax_play_done(chan) {
+            return;
+        }
         if self.cc_play_done(chan) {
             return;
         }

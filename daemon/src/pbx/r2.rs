@@ -267,6 +267,9 @@ impl Pbx {
 
     fn r2_event(&mut self, i: usize, e: R2Event) {
         let chan = self.r2[i].chan;
+        if self.fax_r2_event(chan, &e) {
+            return;
+        }
         match e {
             R2Event::Offered { dnis, ani, ani_restricted, .. } => {
                 self.r2_incoming(i, dnis.as_str(), ani.as_str(), ani_restricted)
@@ -429,5 +432,32 @@ impl Pbx {
         };
         self.outdialing_on(id, g, trunk);
         self.r2_drain(i);
+    }
+
+    /// Seize a free channel of R2 trunk group `g` for `call` (an outgoing fax, not a
+    /// [`Call`](super::Call)) and register `number` on it without a calling number; the
+    /// channel, or `None` when no channel is free.
+    pub(super) fn r2_fax_place(
+        &mut self,
+        g: usize,
+        number: &str,
+        call: CallId,
+    ) -> Option<ChannelId> {
+        let now = self.now;
+        for chan in self.hunt_order(g) {
+            let Some(i) = self.r2_index(chan) else { continue };
+            if self.lines[chan.index()].call.is_some() || self.r2_span_down(self.r2[i].span) {
+                continue;
+            }
+            if self.r2[i].ch.make_call(now, number, "", CATEGORY).is_ok() {
+                self.lines[chan.index()].call = Some(call);
+                if let Some(pos) = self.trunk_groups[g].lines.iter().position(|c| *c == chan) {
+                    self.trunk_groups[g].next = pos + 1;
+                }
+                self.r2_drain(i);
+                return Some(chan);
+            }
+        }
+        None
     }
 }

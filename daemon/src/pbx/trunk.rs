@@ -8,7 +8,48 @@ use crate::engine::api::{Detectors, Source};
 use cardpbx_dsp::toneplan::ProgressTone;
 use cardpbx_hal::ChannelId;
 
+/// The next DTMF digits of `digits` (up to four, the most one tone source holds) as one tone:
+/// each digit `on_ms` at `level_dbm0` per frequency, then `off_ms` of silence. `None` when no
+/// digit is left (characters that are not DTMF keys are dropped).
+pub(super) fn dtmf_burst(
+    digits: &mut std::collections::VecDeque<char>,
+    on_ms: u32,
+    off_ms: u32,
+    level_dbm0: f32,
+) -> Option<cardpbx_dsp::tone::ToneSpec> {
+    use cardpbx_dsp::tone::{Segment, ToneSpec};
+    let mut segs = [Segment::default(); 8];
+    let mut n = 0;
+    while n < segs.len() {
+        let Some(d) = digits.pop_front() else { break };
+        let Some((lo, hi)) = cardpbx_dsp::dtmf::key_freqs(d) else { continue };
+        segs[n] = Segment { ms: on_ms, freqs: [lo, hi], level_dbm0 };
+        segs[n + 1] = Segment::silence(off_ms);
+        n += 2;
+    }
+    (n > 0).then(|| ToneSpec::new(&segs[..n], false).expect("DTMF segments are valid"))
+}
+
 impl Pbx {
+    /// Seize the first idle FXO line of trunk group `g` in hunt order, if any.
+    pub(super) fn seize_fxo_line(&mut self, g: usize) -> Option<ChannelId> {
+        use super::LineKind;
+        use cardpbx_signalling::loopstart::FxoState;
+        let now = self.now;
+        for chan in self.hunt_order(g) {
+            let l = &mut self.lines[chan.index()];
+            if l.call.is_some() {
+                continue;
+            }
+            if let LineKind::Fxo { line, .. } = &mut l.kind {
+                if line.state() == FxoState::Idle && line.seize(now).is_ok() {
+                    return Some(chan);
+                }
+            }
+        }
+        None
+    }
+
     /// The lines of trunk group `g` in the order its hunting tries them.
     pub(super) fn hunt_order(&self, g: usize) -> Vec<ChannelId> {
         let tg = &self.trunk_groups[g];

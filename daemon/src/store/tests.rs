@@ -316,6 +316,8 @@ fn writer_batches_in_transactions_and_flushes_on_shutdown() {
     let d = tmp();
     let path = d.path().join("w.db");
     let store = Store::open(&path).unwrap();
+    // The writer must wait out the lock however slowly this machine runs today.
+    store.connection().busy_timeout(Duration::from_secs(3600)).unwrap();
     // Hold the writer on its first record (another connection has the write lock) while 2500
     // more are queued, so the batching does not depend on thread timing.
     let blocker = rusqlite::Connection::open(&path).unwrap();
@@ -331,12 +333,15 @@ fn writer_batches_in_transactions_and_flushes_on_shutdown() {
     let h2 = h.clone();
     drop(h);
     assert!(h2.send(Record::Cdr(cdr(9999, 1, None, 2))));
-    assert_eq!(h2.queued(), 2500);
+    // (The writer may have taken a few more into its first batch before it blocked.)
+    assert!(h2.queued() > 2400, "{}", h2.queued());
     blocker.execute_batch("COMMIT").unwrap();
-    // The last handle gone, the writer writes everything queued and ends.
+    // The last handle gone, the writer writes everything queued and ends: 2501 records in
+    // batches of at most 1000, so three or four transactions.
     drop(h2);
     let stats = join.join().unwrap();
-    assert_eq!(stats, WriterStats { written: 2501, batches: 4, dropped: 0, failed: 0 });
+    assert_eq!((stats.written, stats.dropped, stats.failed), (2501, 0, 0), "{stats:?}");
+    assert!((3..=4).contains(&stats.batches), "{stats:?}");
     assert_eq!(Store::open_read_only(&path).unwrap().count("cdr").unwrap(), 2501);
 }
 
@@ -360,6 +365,7 @@ fn a_full_channel_drops_and_counts_without_blocking() {
     let d = tmp();
     let path = d.path().join("full.db");
     let store = Store::open(&path).unwrap();
+    store.connection().busy_timeout(Duration::from_secs(3600)).unwrap();
     let blocker = rusqlite::Connection::open(&path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let (h, join) = StoreWriter::spawn_store(store, 4).unwrap();
@@ -368,14 +374,19 @@ fn a_full_channel_drops_and_counts_without_blocking() {
     while h.queued() > 0 {
         std::thread::yield_now();
     }
-    let accepted = (1..=200).filter(|&i| h.send(Record::Cdr(cdr(i, 0, None, 1)))).count();
-    assert_eq!(accepted, 4, "the channel holds four");
-    assert_eq!(h.stats().dropped, 196);
+    // The writer may still take a few more before it blocks on the lock; after that the
+    // channel holds four and the rest are dropped at once, never waited for.
+    let accepted = (1..=200).filter(|&i| h.send(Record::Cdr(cdr(i, 0, None, 1)))).count() as u64;
+    assert!(
+        (4..100).contains(&accepted),
+        "the channel holds four (+ what the writer took): {accepted}"
+    );
+    assert_eq!(h.stats().dropped, 200 - accepted);
     blocker.execute_batch("COMMIT").unwrap();
     drop(h);
     let stats = join.join().unwrap();
-    assert_eq!(stats.dropped, 196);
-    assert_eq!(stats.written + stats.failed, 5);
+    assert_eq!(stats.dropped, 200 - accepted);
+    assert_eq!(stats.written + stats.failed, 1 + accepted);
     assert_eq!(Store::open_read_only(&path).unwrap().count("cdr").unwrap() as u64, stats.written);
 }
 
