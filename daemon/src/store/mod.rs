@@ -306,6 +306,31 @@ impl Store {
         Ok(())
     }
 
+    /// The recordings that began in `[from_ms, to_ms)`, oldest first.
+    ///
+    /// # Errors
+    /// A failed query.
+    pub fn recordings(&self, from_ms: i64, to_ms: i64) -> Result<Vec<RecordingRecord>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT call_id, agent, caller, called, queue, start_ms, duration_ms, file, channels
+             FROM recordings WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY start_ms, id",
+        )?;
+        let rows = st.query_map(params![from_ms, to_ms], |r| {
+            Ok(RecordingRecord {
+                call_id: r.get::<_, i64>(0)? as u64,
+                agent: r.get(1)?,
+                caller: r.get(2)?,
+                called: r.get(3)?,
+                queue: r.get(4)?,
+                start_ms: r.get(5)?,
+                duration_ms: r.get(6)?,
+                file: r.get(7)?,
+                channels: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// The CDRs of calls that started in `[from_ms, to_ms)`, oldest first.
     ///
     /// # Errors

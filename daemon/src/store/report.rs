@@ -26,6 +26,8 @@ pub enum ReportKind {
     Ivr,
     /// The call detail records themselves.
     Cdr,
+    /// The call recordings: call, numbers, agent, queue, start, length, file.
+    Recordings,
 }
 
 /// `cardpbx report ...` arguments.
@@ -183,6 +185,8 @@ pub enum Report {
     Ivr(Vec<IvrRow>),
     /// `cdr`.
     Cdr(Vec<CdrRecord>),
+    /// `recordings`.
+    Recordings(Vec<super::RecordingRecord>),
 }
 
 fn ratio(n: u64, d: u64) -> Option<f64> {
@@ -567,6 +571,7 @@ pub fn compute(store: &Store, kind: ReportKind, o: &ReportOptions) -> Result<Rep
         ReportKind::Hourly => Report::Hourly(hourly(store, o)?),
         ReportKind::Ivr => Report::Ivr(ivr(store, o)?),
         ReportKind::Cdr => Report::Cdr(store.cdrs(o.from_ms, o.to_ms)?),
+        ReportKind::Recordings => Report::Recordings(store.recordings(o.from_ms, o.to_ms)?),
     })
 }
 
@@ -745,6 +750,27 @@ pub fn table(report: &Report, offset_s: i64) -> (Vec<&'static str>, Vec<Vec<Stri
                 })
                 .collect(),
         ),
+        Report::Recordings(rows) => (
+            vec![
+                "call_id", "start", "length_s", "caller", "called", "agent", "queue", "channels",
+                "file",
+            ],
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        r.call_id.to_string(),
+                        format_datetime(r.start_ms, offset_s),
+                        format!("{:.1}", r.duration_ms as f64 / 1000.0),
+                        r.caller.clone(),
+                        r.called.clone(),
+                        r.agent.clone().unwrap_or_default(),
+                        r.queue.clone().unwrap_or_default(),
+                        r.channels.to_string(),
+                        r.file.clone(),
+                    ]
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -824,6 +850,7 @@ pub fn write_json(
         ReportKind::Hourly => "hourly",
         ReportKind::Ivr => "ivr",
         ReportKind::Cdr => "cdr",
+        ReportKind::Recordings => "recordings",
     };
     let doc = Doc {
         report: name,

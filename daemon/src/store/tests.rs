@@ -618,3 +618,34 @@ fn database_path_comes_from_the_config() {
     let args = ReportArgs { db: Some("/x.db".into()), ..args };
     assert_eq!(report::database_path(&args).unwrap(), std::path::Path::new("/x.db"));
 }
+
+#[test]
+fn recordings_report_lists_the_files_of_the_period() {
+    let mut s = Store::open_in_memory().unwrap();
+    let rec = |call: u64, start: i64| RecordingRecord {
+        call_id: call,
+        agent: Some("101".into()),
+        caller: "13900001111".into(),
+        called: "600".into(),
+        queue: Some("sales".into()),
+        start_ms: start,
+        duration_ms: 61_500,
+        file: format!("/spool/recordings/2026/03/02/{call}.wav"),
+        channels: 2,
+    };
+    s.write(&[
+        Record::Recording(rec(7, at(9, 59, 0))),
+        Record::Recording(rec(8, at(10, 5, 0))),
+        Record::Recording(rec(9, at(11, 0, 0))),
+    ])
+    .unwrap();
+    let r = report::compute(&s, ReportKind::Recordings, &opts(at(10, 0, 0), at(11, 0, 0))).unwrap();
+    let mut out = Vec::new();
+    report::write_csv(&r, 0, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "call_id,start,length_s,caller,called,agent,queue,channels,file");
+    assert_eq!(lines.len(), 2, "only the recording that began in the period: {text}");
+    assert!(lines[1].starts_with("8,2026-03-02 10:05:00,61.5,13900001111,600,101,sales,2,"));
+    assert!(lines[1].ends_with("/8.wav"));
+}
