@@ -12,6 +12,7 @@ use cardpbx::store::report::{self, ReportOptions};
 use cardpbx::store::{CdrRecord, QueueEventKind, Record, Store};
 use cardpbx_dsp::tone::dbm0_to_peak;
 use cardpbx_dsp::toneplan::ProgressTone;
+use cardpbx_sim::signature::BlockClass;
 use cardpbx_sim::{ClockMode, EndpointId, SimCard};
 use std::path::Path;
 
@@ -854,4 +855,153 @@ destination = "queue:sales"
     // The next announcement comes after the interval.
     cc.run(5000);
     assert!(cc.caller_hears(ts, POSITION_SIG, 2500) >= 40, "announced again after 10 s");
+}
+
+const SUPERVISED: &str = r#"
+[[queue]]
+number = "600"
+name = "sales"
+
+[[queue]]
+number = "610"
+name = "support"
+
+[[inbound]]
+dnis = ["80003000"]
+destination = "queue:sales"
+
+[[agent]]
+id = "103"
+pin = "4321"
+name = "Sue"
+queues = ["610"]
+supervisor_of = ["600"]
+"#;
+
+impl Cc {
+    /// Take phone `port` off-hook and dial `digits` after dial tone (the phone stays off-hook).
+    fn dial_off_hook(&mut self, port: u32, digits: &str) {
+        assert!(self.p.card_mut().phone_mut(port).unwrap().off_hook());
+        self.until(2000, "dial tone", |s| {
+            s.card().phone(port).unwrap().hears().tone == Some(ProgressTone::Dial)
+        });
+        self.p.card_mut().phone_mut(port).unwrap().dial(digits).unwrap();
+    }
+
+    /// Put phone `port` on-hook and wait until the PBX has seen it.
+    fn hang_up(&mut self, port: u32) {
+        self.p.card_mut().phone_mut(port).unwrap().on_hook();
+        let idx = port as usize - 1;
+        self.until(3000, "the phone is on-hook again", |s| {
+            matches!(s.pbx().ports()[idx].state.as_str(), "idle" | "ringing")
+        });
+    }
+
+    /// The caller on `ts`'s audio check over the next `ms`, expecting phone `port` alone.
+    fn caller_check(&mut self, ts: u8, port: u32, ms: u64) -> cardpbx_sim::signature::AudioCheck {
+        self.p.card_mut().pri_expect_peer(1, ts, Some(EndpointId::Phone(port)));
+        let b0 = self.p.card().pri_audio_check(1, ts).unwrap();
+        self.run(ms);
+        let d = self.p.card().pri_audio_check(1, ts).unwrap().since(&b0);
+        self.p.card_mut().pri_expect_peer(1, ts, None);
+        d
+    }
+
+    /// Wait until phone `port` hears mixed audio (two signatures at once).
+    fn wait_mix(&mut self, port: u32, what: &str) {
+        self.until(2000, what, |s| s.card().phone(port).unwrap().hears().now == BlockClass::Other);
+    }
+}
+
+#[test]
+fn supervisor_listens_whispers_barges_and_releases_an_agents_call() {
+    let mut cc = center(SUPERVISED, Some(1000));
+    cc.login(1, "101", "1234");
+    cc.login(3, "103", "4321");
+    let (h, ts) = cc.pri_call_answered("13900005555", "80003000");
+    cc.wait_agent("101", AgentState::OnCall, 4000);
+    cc.assert_talking(1, ts, 1000);
+
+    // Refused: no supervisor on phone 2; Sue may not supervise a logged-out agent.
+    cc.dial_off_hook(2, "*31101#");
+    cc.until(3000, "congestion tone", |s| {
+        s.card().phone(2).unwrap().hears().tone == Some(ProgressTone::Congestion)
+    });
+    cc.hang_up(2);
+    cc.dial_off_hook(3, "*31102#");
+    cc.until(3000, "congestion tone", |s| {
+        s.card().phone(3).unwrap().hears().tone == Some(ProgressTone::Congestion)
+    });
+    cc.hang_up(3);
+    cc.assert_talking(1, ts, 500);
+
+    // Listen: Sue hears caller and agent mixed; they still hear only each other.
+    cc.dial_off_hook(3, "*31101#");
+    cc.wait_mix(3, "the supervisor hears caller and agent");
+    assert_eq!(
+        cc.agent_state("103"),
+        AgentState::NotReady(cardpbx::callcenter::acd::ReasonCode::SUPERVISING)
+    );
+    cc.assert_talking(1, ts, 1500);
+    assert_eq!(cc.p.card().phone(3).unwrap().hears().now, BlockClass::Other);
+    cc.hang_up(3);
+    assert_eq!(cc.agent_state("103"), AgentState::Ready, "ready again after listening");
+    cc.assert_talking(1, ts, 1000);
+
+    // Whisper: the agent hears caller and supervisor; the caller still hears only the agent.
+    cc.dial_off_hook(3, "*32101#");
+    cc.wait_mix(1, "the agent hears caller and supervisor");
+    let d = cc.caller_check(ts, 1, 1500);
+    assert_eq!(d.error_blocks, 0, "the caller does not hear the whisper: {d:?}");
+    assert!(d.ok_blocks >= 60, "the caller hears the agent: {d:?}");
+    assert_eq!(cc.p.card().phone(1).unwrap().hears().now, BlockClass::Other);
+    assert_eq!(cc.p.card().phone(3).unwrap().hears().now, BlockClass::Other);
+    // The supervisor hangs up: the plain bridge again.
+    cc.hang_up(3);
+    cc.assert_talking(1, ts, 1000);
+
+    // Barge: everyone hears the other two; the caller no longer hears the agent alone.
+    cc.dial_off_hook(3, "*33101#");
+    cc.wait_mix(1, "the agent hears caller and supervisor");
+    let d = cc.caller_check(ts, 1, 1500);
+    assert!(d.ok_blocks < 10 && d.error_blocks > 50, "the caller hears the supervisor: {d:?}");
+    assert_eq!(cc.p.card().phone(3).unwrap().hears().now, BlockClass::Other);
+    cc.hang_up(3);
+    cc.assert_talking(1, ts, 1000);
+
+    // The agent's call ends while Sue listens: she hears busy tone.
+    cc.dial_off_hook(3, "*31101#");
+    cc.wait_mix(3, "the supervisor hears caller and agent");
+    assert!(cc.p.card_mut().pri_hang_up(1, h));
+    cc.until(3000, "the supervisor hears busy tone", |s| {
+        s.card().phone(3).unwrap().hears().tone == Some(ProgressTone::Busy)
+    });
+    cc.hang_up(3);
+    cc.hang_up(1);
+    cc.wait_agent("101", AgentState::Ready, 3000);
+
+    // Force release: the caller is cleared, the agent hears busy tone.
+    let (h2, ts2) = cc.pri_call_answered("13900006666", "80003000");
+    cc.wait_agent("101", AgentState::OnCall, 4000);
+    cc.assert_talking(1, ts2, 500);
+    cc.dial_off_hook(3, "*34101#");
+    cc.until(3000, "the caller is cleared", |s| {
+        s.card().pri_calls(1).iter().any(|c| c.handle == h2 && c.cause.is_some())
+    });
+    cc.until(3000, "the agent hears busy tone", |s| {
+        s.card().phone(1).unwrap().hears().tone == Some(ProgressTone::Busy)
+    });
+    assert_ne!(cc.p.card().phone(3).unwrap().hears().tone, Some(ProgressTone::Congestion));
+    cc.hang_up(3);
+    cc.hang_up(1);
+    cc.wait_agent("101", AgentState::Ready, 3000);
+    let cdrs = cc.cdrs();
+    let first = cdrs.iter().find(|c| c.caller == "13900005555").expect("first call's CDR");
+    assert_eq!(first.agent.as_deref(), Some("101"));
+    assert_eq!(first.hangup_side, Some(cardpbx::store::HangupSide::Caller), "{first:?}");
+    let released = cdrs.iter().find(|c| c.caller == "13900006666").expect("second call's CDR");
+    assert_eq!(released.hangup_side, Some(cardpbx::store::HangupSide::System), "{released:?}");
+    assert_eq!(released.why.as_deref(), Some("force released by supervisor"));
+    let codes = cdrs.iter().filter(|c| c.called == "*31" || c.called == "*32").count();
+    assert!(codes >= 3, "the supervisor's own calls have CDRs with the code");
 }

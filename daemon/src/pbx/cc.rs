@@ -147,6 +147,8 @@ pub(super) struct CallCenter {
     pub(super) records_dropped: u64,
     /// Callback requests as last recorded, to record their progress.
     pub(super) callbacks: HashMap<CallbackId, crate::store::CallbackRecord>,
+    /// Supervisors listening to, whispering to or barged in on agents' calls.
+    pub(super) monitors: Vec<super::cc_supervise::Monitor>,
 }
 
 /// Every prompt file the configuration names (IVR nodes, messages, greetings, music on hold).
@@ -232,6 +234,7 @@ impl CallCenter {
             records: VecDeque::new(),
             records_dropped: 0,
             callbacks: HashMap::new(),
+            monitors: Vec::new(),
         })
     }
 
@@ -697,6 +700,7 @@ impl Pbx {
     /// A call ends (leg `chan` went away): tell the engines.
     pub(super) fn cc_call_gone(&mut self, c: &super::Call, chan: ChannelId) {
         let (id, a) = (c.id, c.a);
+        self.cc_supervise_gone(id);
         let Some(cc) = self.cc.calls.remove(&id) else { return };
         let now = self.now;
         match cc.mode {
@@ -967,9 +971,7 @@ impl Pbx {
                 }
                 self.cc_queue_record(e);
             }
-            Action::Supervise(s) => {
-                tracing::info!(?s, "supervisor functions are not wired to the switch matrix yet");
-            }
+            Action::Supervise(s) => self.cc_supervise_action(s),
         }
     }
 

@@ -16,6 +16,7 @@
 mod cc;
 mod cc_features;
 mod cc_records;
+mod cc_supervise;
 mod cdr;
 mod dial;
 mod fax;
@@ -1027,7 +1028,7 @@ impl Pbx {
         if self.fax_dial(id, digits, complete) {
             return;
         }
-        if self.cc_feature(id, digits, complete) {
+        if self.cc_feature(id, digits, complete) || self.cc_supervise_code(id, digits, complete) {
             return;
         }
         match dial::analyse(self, digits, complete) {

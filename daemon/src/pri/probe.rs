@@ -701,6 +701,9 @@ mod tests {
         let mut net = opts(Side::Network, path.clone());
         net.listen = true;
         net.pcap = Some(dir.path().join("net.pcap"));
+        // The listener waits for us to close, however slow this machine is today (with a
+        // short exit-after it could finish between our calls and close on us).
+        net.exit_after_ms = 600_000;
         let mut user = opts(Side::User, path.clone());
         user.call = Some("5551234".into());
         user.calls = 3;
