@@ -84,25 +84,30 @@ pub(super) fn parse(digits: &str, complete: bool) -> Feature {
 }
 
 /// Three short beeps: the request was accepted.
-fn confirmation_tone() -> ToneSpec {
+pub(super) fn confirmation_tone() -> ToneSpec {
     let beep = Segment { ms: 100, freqs: [1400.0, 0.0], level_dbm0: -13.0 };
     let gap = Segment::silence(100);
     ToneSpec::new(&[beep, gap, beep, gap, beep, gap], false).expect("beeps are a valid tone")
 }
 
 impl Pbx {
+    /// For call-center feature codes: the phone and extension number of call `id` while it
+    /// dials from an extension (and agents are configured at all).
+    pub(super) fn feature_dialer(&self, id: CallId) -> Option<(cardpbx_hal::ChannelId, String)> {
+        if !self.cc.has_agents() {
+            return None;
+        }
+        let c = self.calls.get(&id)?;
+        if c.direction != Direction::Internal || c.state != CallState::Dialing {
+            return None;
+        }
+        let LineKind::Fxs { number, .. } = &self.lines[c.a.index()].kind else { return None };
+        Some((c.a, number.clone()))
+    }
+
     /// Handle `digits` of call `id` as an agent feature code; true when they are one.
     pub(super) fn cc_feature(&mut self, id: CallId, digits: &str, complete: bool) -> bool {
-        if !self.cc.has_agents() {
-            return false;
-        }
-        let Some(c) = self.calls.get(&id) else { return false };
-        if c.direction != Direction::Internal || c.state != CallState::Dialing {
-            return false;
-        }
-        let a = c.a;
-        let LineKind::Fxs { number, .. } = &self.lines[a.index()].kind else { return false };
-        let ext = number.clone();
+        let Some((a, ext)) = self.feature_dialer(id) else { return false };
         let f = parse(digits, complete);
         let now = self.now;
         let acd = &mut self.cc.acd;

@@ -14,10 +14,9 @@
 //! ready is made not ready (`supervising`) by the ACD meanwhile and ready again afterwards.
 
 use super::cc::Mode;
-use super::{CallId, CallState, Direction, LineKind, Pbx};
+use super::{CallId, CallState, Pbx};
 use crate::callcenter::acd::{AgentId, AgentState, ReasonCode, SupervisorAction, SupervisorOp};
 use crate::engine::api::{Detectors, Source};
-use cardpbx_dsp::tone::{Segment, ToneSpec};
 use cardpbx_dsp::toneplan::ProgressTone;
 use cardpbx_hal::ChannelId;
 
@@ -73,13 +72,6 @@ fn parse(digits: &str, complete: bool) -> Code {
     }
 }
 
-/// Three short beeps: the request was carried out.
-fn confirmation_tone() -> ToneSpec {
-    let beep = Segment { ms: 100, freqs: [1400.0, 0.0], level_dbm0: -13.0 };
-    let gap = Segment::silence(100);
-    ToneSpec::new(&[beep, gap, beep, gap, beep, gap], false).expect("beeps are a valid tone")
-}
-
 /// A mix of two channels.
 fn mix2(a: ChannelId, b: ChannelId) -> Source {
     Source::Mix([Some(a), Some(b), None, None])
@@ -88,16 +80,7 @@ fn mix2(a: ChannelId, b: ChannelId) -> Source {
 impl Pbx {
     /// Handle `digits` of call `id` as a supervisor code; true when they are one.
     pub(super) fn cc_supervise_code(&mut self, id: CallId, digits: &str, complete: bool) -> bool {
-        if !self.cc.has_agents() {
-            return false;
-        }
-        let Some(c) = self.calls.get(&id) else { return false };
-        if c.direction != Direction::Internal || c.state != CallState::Dialing {
-            return false;
-        }
-        let a = c.a;
-        let LineKind::Fxs { number, .. } = &self.lines[a.index()].kind else { return false };
-        let ext = number.clone();
+        let Some((a, ext)) = self.feature_dialer(id) else { return false };
         let (op, agent) = match parse(digits, complete) {
             Code::No => return false,
             Code::Incomplete => return true,
@@ -172,7 +155,7 @@ impl Pbx {
             SupervisorOp::ForceRelease => {
                 tracing::info!(call = agent_call, agent = %s.agent_extension, "force release");
                 self.cdr.note(agent_call, "force released by supervisor");
-                self.set_source(sup_phone, Source::Tone(confirmation_tone()));
+                self.set_source(sup_phone, Source::Tone(super::cc_features::confirmation_tone()));
                 self.leg_gone(caller);
             }
             SupervisorOp::ForceTransfer(_) => {
