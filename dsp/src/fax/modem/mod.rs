@@ -18,6 +18,49 @@
 //! Not here: V.21 (the control channel), and the optional V.29 4800 bit/s mode (not used by
 //! T.30).
 
+/// Implements [`ModemTx`] for a transmitter made of a `modulator: Modulator` and a `src`
+/// symbol source with `next_symbol()`, a `queue: BitQueue` and the `rate`, `finished`, `done`
+/// and `underruns` fields (every modem here is built that way).
+macro_rules! impl_symbol_tx {
+    ($tx:ty) => {
+        impl $crate::fax::modem::ModemTx for $tx {
+            fn fill(&mut self, out: &mut [i16]) -> usize {
+                for i in 0..out.len() {
+                    if self.src.done {
+                        out[i..].iter_mut().for_each(|x| *x = 0);
+                        return i;
+                    }
+                    let src = &mut self.src;
+                    out[i] =
+                        $crate::fax::modem::to_i16(self.modulator.sample(|| src.next_symbol()));
+                }
+                out.len()
+            }
+            fn push_bits(&mut self, bits: &[u8]) -> usize {
+                bits.iter().take_while(|&&b| self.src.queue.push(b)).count()
+            }
+            fn push_bytes(&mut self, bytes: &[u8]) -> usize {
+                $crate::fax::modem::push_bytes_lsb(&mut self.src.queue, bytes)
+            }
+            fn space(&self) -> usize {
+                self.src.queue.space()
+            }
+            fn finish(&mut self) {
+                self.src.finished = true;
+            }
+            fn is_done(&self) -> bool {
+                self.src.done
+            }
+            fn underruns(&self) -> u32 {
+                self.src.underruns
+            }
+            fn rate(&self) -> $crate::fax::modem::ImageRate {
+                self.src.rate
+            }
+        }
+    };
+}
+
 pub mod common;
 pub mod v17;
 pub mod v27ter;

@@ -24,7 +24,7 @@
 //! (long training) or data has begun (short training).
 
 use super::common::{BitQueue, Complex, FrontConfig, FrontOut, Modulator, RxFront, Scrambler};
-use super::{push_bytes_lsb, to_i16, ImageRate, ModemRx, ModemTx, RxConfig, TxConfig};
+use super::{ImageRate, ModemRx, RxConfig, TxConfig};
 
 const CARRIER_HZ: f32 = 1800.0;
 const BAUD: u32 = 2400;
@@ -301,40 +301,7 @@ impl Source {
     }
 }
 
-impl ModemTx for V17Tx {
-    fn fill(&mut self, out: &mut [i16]) -> usize {
-        for i in 0..out.len() {
-            if self.src.done {
-                out[i..].iter_mut().for_each(|x| *x = 0);
-                return i;
-            }
-            let src = &mut self.src;
-            out[i] = to_i16(self.modulator.sample(|| src.next_symbol()));
-        }
-        out.len()
-    }
-    fn push_bits(&mut self, bits: &[u8]) -> usize {
-        bits.iter().take_while(|&&b| self.src.queue.push(b)).count()
-    }
-    fn push_bytes(&mut self, bytes: &[u8]) -> usize {
-        push_bytes_lsb(&mut self.src.queue, bytes)
-    }
-    fn space(&self) -> usize {
-        self.src.queue.space()
-    }
-    fn finish(&mut self) {
-        self.src.finished = true;
-    }
-    fn is_done(&self) -> bool {
-        self.src.done
-    }
-    fn underruns(&self) -> u32 {
-        self.src.underruns
-    }
-    fn rate(&self) -> ImageRate {
-        self.src.rate
-    }
-}
+impl_symbol_tx!(V17Tx);
 
 /// Survivor memory (symbols) of the Viterbi decoder.
 const DEPTH: usize = 32;

@@ -16,8 +16,7 @@
 
 use super::common::{BitQueue, Complex, FrontConfig, FrontOut, Modulator, RxFront, Scrambler};
 use super::{
-    push_bytes_lsb, to_i16, ImageRate, ModemRx, ModemTx, RxConfig, TxConfig, DIBIT_TO_STEP,
-    STEP_TO_TRIBIT, TRIBIT_TO_STEP,
+    ImageRate, ModemRx, RxConfig, TxConfig, DIBIT_TO_STEP, STEP_TO_TRIBIT, TRIBIT_TO_STEP,
 };
 
 const CARRIER_HZ: f32 = 1800.0;
@@ -169,40 +168,7 @@ impl Source {
     }
 }
 
-impl ModemTx for V27terTx {
-    fn fill(&mut self, out: &mut [i16]) -> usize {
-        for i in 0..out.len() {
-            if self.src.done {
-                out[i..].iter_mut().for_each(|x| *x = 0);
-                return i;
-            }
-            let src = &mut self.src;
-            out[i] = to_i16(self.modulator.sample(|| src.next_symbol()));
-        }
-        out.len()
-    }
-    fn push_bits(&mut self, bits: &[u8]) -> usize {
-        bits.iter().take_while(|&&b| self.src.queue.push(b)).count()
-    }
-    fn push_bytes(&mut self, bytes: &[u8]) -> usize {
-        push_bytes_lsb(&mut self.src.queue, bytes)
-    }
-    fn space(&self) -> usize {
-        self.src.queue.space()
-    }
-    fn finish(&mut self) {
-        self.src.finished = true;
-    }
-    fn is_done(&self) -> bool {
-        self.src.done
-    }
-    fn underruns(&self) -> u32 {
-        self.src.underruns
-    }
-    fn rate(&self) -> ImageRate {
-        self.src.rate
-    }
-}
+impl_symbol_tx!(V27terTx);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RxPhase {
