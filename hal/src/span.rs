@@ -89,9 +89,19 @@ impl Alarms {
     /// The span is not configured or not running.
     pub const NOT_OPEN: Alarms = Alarms(1 << 5);
 
+    /// The alarms that take a span's line (its D-channel, CAS bits and bearers) out of
+    /// service: loss of signal or framing, AIS, remote alarm, or a span not configured.
+    pub const OUT_OF_SERVICE: Alarms =
+        Alarms(Alarms::LOS.0 | Alarms::LOF.0 | Alarms::AIS.0 | Alarms::RAI.0 | Alarms::NOT_OPEN.0);
+
     /// Whether `other`'s bits are all set in `self`.
     pub fn contains(self, other: Alarms) -> bool {
         self.0 & other.0 == other.0 && other.0 != 0
+    }
+
+    /// Whether any of `other`'s bits is set in `self`.
+    pub fn intersects(self, other: Alarms) -> bool {
+        self.0 & other.0 != 0
     }
 
     /// Whether no alarm is set.
@@ -170,4 +180,21 @@ pub struct SpanStatus {
     pub counters: SpanCounters,
     /// Whether the card currently takes its clock from this span.
     pub is_timing_source: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Alarms;
+
+    #[test]
+    fn intersects_is_any_common_bit_and_out_of_service_leaves_loopback_alone() {
+        let los_rai = Alarms::LOS.union(Alarms::RAI);
+        assert!(los_rai.intersects(Alarms::RAI));
+        assert!(!los_rai.intersects(Alarms::AIS));
+        assert!(!Alarms::NONE.intersects(Alarms::OUT_OF_SERVICE));
+        for a in [Alarms::LOS, Alarms::LOF, Alarms::AIS, Alarms::RAI, Alarms::NOT_OPEN] {
+            assert!(a.intersects(Alarms::OUT_OF_SERVICE), "{a}");
+        }
+        assert!(!Alarms::LOOPBACK.intersects(Alarms::OUT_OF_SERVICE));
+    }
 }

@@ -490,12 +490,7 @@ impl SimCard {
     fn span_physical(&mut self, span: SpanId) {
         let idx = (span.0 as usize).wrapping_sub(1);
         let (Some(st), Some(far)) = (self.spans.get(idx), self.fars.get_mut(idx)) else { return };
-        let down = Alarms::LOS
-            .union(Alarms::LOF)
-            .union(Alarms::AIS)
-            .union(Alarms::RAI)
-            .union(Alarms::NOT_OPEN);
-        let up = st.config.is_some() && !intersects(st.alarms, down);
+        let up = st.config.is_some() && !st.alarms.intersects(Alarms::OUT_OF_SERVICE);
         far.set_up(self.clock.now(), up);
         let cas = st.config.is_some_and(|c| c.framing == cardpbx_hal::Framing::Cas);
         crate::r2far::set_up(&mut self.r2, idx, self.clock.now(), up && cas);
@@ -932,8 +927,4 @@ impl Card for SimCard {
     fn info(&self) -> &CardInfo {
         &self.info
     }
-}
-
-fn intersects(a: Alarms, b: Alarms) -> bool {
-    !a.without(b).eq(&a)
 }

@@ -19,11 +19,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Alarms that take a span's physical layer (and so its D-channel and bearers) down.
-pub(super) fn span_down_alarms() -> Alarms {
-    Alarms::LOS.union(Alarms::LOF).union(Alarms::AIS).union(Alarms::RAI).union(Alarms::NOT_OPEN)
-}
-
 /// One PRI span in service.
 pub(super) struct PriSpan {
     pub(super) span: SpanId,
@@ -281,7 +276,7 @@ impl Pbx {
     pub(super) fn pri_alarm(&mut self, span: SpanId, alarms: Alarms) {
         let Some(i) = self.pri_index(span) else { return };
         let now = self.now;
-        let down = !alarms.without(span_down_alarms()).eq(&alarms);
+        let down = alarms.intersects(Alarms::OUT_OF_SERVICE);
         if down {
             // The bearers are gone with the line: clear their calls now (Q.931 clears its
             // side by its own timers once the link is back or T309 runs out).

@@ -164,8 +164,7 @@ impl Pbx {
 
     /// Whether `span` is in an alarm that takes its line down.
     fn r2_span_down(&self, span: SpanId) -> bool {
-        let down = super::pri::span_down_alarms();
-        self.spans.get(&span).is_some_and(|st| !st.alarms.without(down).eq(&st.alarms))
+        self.spans.get(&span).is_some_and(|st| st.alarms.intersects(Alarms::OUT_OF_SERVICE))
     }
 
     /// ABCD bits arrived on `chan`.
@@ -201,7 +200,7 @@ impl Pbx {
 
     /// A span's alarms changed: calls on its R2 timeslots are cleared when it goes down.
     pub(super) fn r2_alarm(&mut self, span: SpanId, alarms: Alarms) {
-        if alarms.without(super::pri::span_down_alarms()).eq(&alarms) {
+        if !alarms.intersects(Alarms::OUT_OF_SERVICE) {
             return;
         }
         let legs: Vec<ChannelId> =
