@@ -5,16 +5,11 @@
 //! in-memory store whose reports must agree.
 
 use cardpbx::callcenter::acd::AgentState;
-use cardpbx::config::Config;
-use cardpbx::runner::Stepped;
-use cardpbx::service::sim_config;
 use cardpbx::store::report::{self, ReportOptions};
-use cardpbx::store::{CdrRecord, QueueEventKind, Record, Store};
-use cardpbx_dsp::tone::dbm0_to_peak;
+use cardpbx::store::{QueueEventKind, Record};
 use cardpbx_dsp::toneplan::ProgressTone;
 use cardpbx_sim::signature::BlockClass;
-use cardpbx_sim::{ClockMode, EndpointId, SimCard};
-use std::path::Path;
+use cardpbx_sim::EndpointId;
 
 /// The signatures the prompts play: endpoints no test call uses, so that a listener
 /// recognises them.
@@ -24,28 +19,6 @@ const MSG_SIG: EndpointId = EndpointId::Bearer { span: 1, ts: 29 };
 const POSITION_SIG: EndpointId = EndpointId::Bearer { span: 1, ts: 28 };
 const ONE_SIG: EndpointId = EndpointId::Bearer { span: 1, ts: 27 };
 const OTHER_WORD_SIG: EndpointId = EndpointId::Bearer { span: 1, ts: 26 };
-
-/// Write an 8 kHz mono WAV of the tone `freqs` (0 = unused) lasting `ms`.
-fn tone_wav(path: &Path, freqs: [f32; 2], ms: u32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    let amp = dbm0_to_peak(-15.0);
-    for i in 0..ms * 8 {
-        let t = f64::from(i) / 8000.0;
-        let s: f64 = freqs
-            .iter()
-            .filter(|f| **f > 0.0)
-            .map(|f| (std::f64::consts::TAU * f64::from(*f) * t).sin())
-            .sum();
-        w.write_sample((f64::from(amp) * s) as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
 
 const BASE: &str = r#"
 [system]
@@ -104,15 +77,25 @@ timeout_s = 5
 choices = { 1 = "queue:sales" }
 "#;
 
-/// Monday 2026-11-23 at `hour`:00 local time, seconds since 1970.
-fn local(hour: u32) -> i64 {
-    cardpbx::callcenter::routing::LocalTime::from_ymd_hm(2026, 11, 23, hour, 0).unwrap().secs
-}
+mod support;
+use support::{local, tone_wav, Rig};
 
 struct Cc {
-    p: Stepped<SimCard>,
+    r: Rig,
     _dir: tempfile::TempDir,
-    records: Vec<Record>,
+}
+
+impl std::ops::Deref for Cc {
+    type Target = Rig;
+    fn deref(&self) -> &Rig {
+        &self.r
+    }
+}
+
+impl std::ops::DerefMut for Cc {
+    fn deref_mut(&mut self) -> &mut Rig {
+        &mut self.r
+    }
 }
 
 /// A PBX with `BASE` plus `extra` (`@welcome`, `@moh`, `@msg` name the prompt files).
@@ -144,137 +127,20 @@ fn center(extra: &str, auto_answer_ms: Option<u32>) -> Cc {
         .replace("@welcome", &file("welcome.wav", WELCOME_SIG, 3000))
         .replace("@moh", &file("moh.wav", MOH_SIG, 1000))
         .replace("@msg", &file("closed.wav", MSG_SIG, 1500));
-    let cfg = Config::parse_str(&text, "e2e-cc.toml").expect("test config is valid");
-    let mut sc = sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual));
-    sc.phone.auto_answer_ms = auto_answer_ms;
-    let mut p = Stepped::new(SimCard::new(sc).unwrap(), &cfg, "sim0").expect("pbx");
-    // Monday 2026-11-23 10:00 local time at tick 0.
-    p.pbx_mut().set_wall_clock(local(10));
-    p.pbx_mut().set_utc_base(1_000_000_000_000);
-    assert!(p.run_until(5000, |s| s.card().pri_link_up(1)).unwrap(), "D-channel up");
-    p.run_ms(500).unwrap();
-    Cc { p, _dir: dir, records: Vec::new() }
+    let mut r = Rig::new(&text, |sc| sc.phone.auto_answer_ms = auto_answer_ms);
+    r.wait_pri_up();
+    Cc { r, _dir: dir }
 }
 
 impl Cc {
-    fn run(&mut self, ms: u64) {
-        self.p.run_ms(ms).unwrap();
-        self.drain();
-    }
-
-    fn until(&mut self, max_ms: u64, what: &str, f: impl FnMut(&Stepped<SimCard>) -> bool) {
-        let ok = self.p.run_until(max_ms, f).unwrap();
-        self.drain();
-        assert!(ok, "{what} (within {max_ms} ms)");
-    }
-
-    fn drain(&mut self) {
-        while let Some(r) = self.p.pbx_mut().pop_record() {
-            self.records.push(r);
-        }
-        for c in self.p.take_cdrs() {
-            self.records.push(Record::Cdr(c));
-        }
-    }
-
-    fn agent_state(&self, agent: &str) -> AgentState {
-        let acd = self.p.pbx().acd();
-        acd.agent_state(acd.agent_by_number(agent).unwrap())
-    }
-
-    fn wait_agent(&mut self, agent: &str, state: AgentState, max_ms: u64) {
-        let a = self.p.pbx().acd().agent_by_number(agent).unwrap();
-        self.until(max_ms, &format!("agent {agent} {state:?}"), |s| {
-            s.pbx().acd().agent_state(a) == state
-        });
-    }
-
-    /// Dial `digits` from phone `port` after dial tone, and hang up after `hold_ms`.
-    fn dial_code(&mut self, port: u32, digits: &str, hold_ms: u64) {
-        let ph = self.p.card_mut().phone_mut(port).unwrap();
-        assert!(ph.off_hook());
-        self.until(2000, "dial tone", |s| {
-            s.card().phone(port).unwrap().hears().tone == Some(ProgressTone::Dial)
-        });
-        self.p.card_mut().phone_mut(port).unwrap().dial(digits).unwrap();
-        self.run(hold_ms);
-        self.p.card_mut().phone_mut(port).unwrap().on_hook();
-        let idx = port as usize - 1;
-        self.until(3000, "the phone is on-hook again", |s| {
-            matches!(s.pbx().ports()[idx].state.as_str(), "idle" | "ringing")
-        });
-    }
-
-    fn login(&mut self, port: u32, agent: &str, pin: &str) {
-        self.dial_code(port, &format!("*21{agent}*{pin}#"), 2500);
-        assert_eq!(self.agent_state(agent), AgentState::Ready, "agent {agent} logged in");
-    }
-
-    /// A PRI call from `ani` to `dnis`; waits until the PBX answers it. Returns (handle, ts).
-    fn pri_call_answered(&mut self, ani: &str, dnis: &str) -> (u32, u8) {
-        let h = self.p.card_mut().pri_call_in(1, Some(ani), dnis).unwrap();
-        self.until(5000, "the PBX answers the PRI call", |s| {
-            s.card().pri_calls(1).iter().any(|c| c.handle == h && c.answered)
-        });
-        let ts = self.remote(h).ts.unwrap();
-        (h, ts)
-    }
-
-    fn remote(&self, h: u32) -> cardpbx_sim::RemoteCall {
-        self.p.card().pri_calls(1).into_iter().find(|c| c.handle == h).unwrap()
-    }
-
     /// Check for `ms` that phone `port` and the caller on bearer `ts` hear each other.
-    fn assert_talking(&mut self, port: u32, ts: u8, ms: u64) {
-        let remote = EndpointId::Bearer { span: 1, ts };
-        self.p.card_mut().phone_mut(port).unwrap().expect_peer(Some(remote));
-        self.p.card_mut().pri_expect_peer(1, ts, Some(EndpointId::Phone(port)));
-        let b0 = (
-            self.p.card().phone(port).unwrap().audio_check(),
-            self.p.card().pri_audio_check(1, ts).unwrap(),
-        );
-        self.run(ms);
-        let b1 = (
-            self.p.card().phone(port).unwrap().audio_check(),
-            self.p.card().pri_audio_check(1, ts).unwrap(),
-        );
-        let blocks = ms / 20;
-        for (who, d) in [("agent phone", b1.0.since(&b0.0)), ("caller", b1.1.since(&b0.1))] {
-            assert_eq!(d.error_blocks, 0, "{who}: audio errors {d:?}");
-            assert!(d.ok_blocks >= blocks - 12, "{who} heard its peer in {d:?} of {blocks}");
-        }
-        self.p.card_mut().phone_mut(port).unwrap().expect_peer(None);
-        self.p.card_mut().pri_expect_peer(1, ts, None);
+    fn talking(&mut self, port: u32, ts: u8, ms: u64) {
+        self.r.assert_talking(EndpointId::Phone(port), EndpointId::Bearer { span: 1, ts }, ms);
     }
 
     /// How many 20 ms blocks of `sig` the caller on `ts` hears in the next `ms`.
     fn caller_hears(&mut self, ts: u8, sig: EndpointId, ms: u64) -> u64 {
-        self.p.card_mut().pri_expect_peer(1, ts, Some(sig));
-        let b0 = self.p.card().pri_audio_check(1, ts).unwrap();
-        self.run(ms);
-        let d = self.p.card().pri_audio_check(1, ts).unwrap().since(&b0);
-        self.p.card_mut().pri_expect_peer(1, ts, None);
-        d.ok_blocks
-    }
-
-    fn queue_events(&self) -> Vec<&cardpbx::store::QueueEvent> {
-        self.records
-            .iter()
-            .filter_map(|r| if let Record::QueueEvent(e) = r { Some(e) } else { None })
-            .collect()
-    }
-
-    fn cdrs(&self) -> Vec<&CdrRecord> {
-        self.records
-            .iter()
-            .filter_map(|r| if let Record::Cdr(c) = r { Some(c) } else { None })
-            .collect()
-    }
-
-    fn store(&self) -> Store {
-        let mut st = Store::open_in_memory().unwrap();
-        st.write(&self.records).unwrap();
-        st
+        self.r.blocks_heard(EndpointId::Bearer { span: 1, ts }, sig, ms)
     }
 }
 
@@ -314,7 +180,7 @@ fn ivr_to_queue_to_longest_idle_agent_with_records_and_report() {
     assert!(!cc.p.card().phone(2).unwrap().is_ringing());
     assert!(cc.caller_hears(ts, MOH_SIG, 800) >= 20, "music on hold while Ann's phone rings");
     cc.wait_agent("101", AgentState::OnCall, 3000);
-    cc.assert_talking(1, ts, 2000);
+    cc.talking(1, ts, 2000);
     // The caller hangs up; Ann hears busy tone, hangs up and goes to wrap-up.
     assert!(cc.p.card_mut().pri_hang_up(1, h));
     cc.until(3000, "Ann hears busy tone", |s| {
@@ -331,7 +197,7 @@ fn ivr_to_queue_to_longest_idle_agent_with_records_and_report() {
     cc.wait_agent("102", AgentState::Ringing, 3000);
     assert!(!cc.p.card().phone(1).unwrap().is_ringing());
     cc.wait_agent("102", AgentState::OnCall, 3000);
-    cc.assert_talking(2, ts2, 2000);
+    cc.talking(2, ts2, 2000);
     // This time the agent clears first.
     cc.p.card_mut().phone_mut(2).unwrap().on_hook();
     cc.wait_agent("102", AgentState::WrapUp, 2000);
@@ -453,7 +319,7 @@ destination = "queue:sales"
         s.card().phone(3).unwrap().hears().now
             == cardpbx_sim::BlockClass::Signature(EndpointId::Bearer { span: 1, ts })
     });
-    cc.assert_talking(3, ts, 1500);
+    cc.talking(3, ts, 1500);
     assert!(cc.p.card_mut().pri_hang_up(1, h));
     cc.run(500);
     cc.p.card_mut().phone_mut(3).unwrap().on_hook();
@@ -511,7 +377,7 @@ destination = "ivr:main"
     assert!(matches!(cc.agent_state("101"), AgentState::NotReady(_)));
     cc.until(7000, "Ann's phone stops ringing", |s| !s.card().phone(1).unwrap().is_ringing());
     cc.wait_agent("102", AgentState::OnCall, 3000);
-    cc.assert_talking(2, ts, 1000);
+    cc.talking(2, ts, 1000);
     assert!(cc.p.card_mut().pri_hang_up(1, h));
     cc.run(500);
     cc.p.card_mut().phone_mut(2).unwrap().on_hook();
@@ -623,7 +489,7 @@ fn blacklist_rejects_busy_and_vip_jumps_the_queue() {
     // Ann logs in; her phone rings as soon as it is back on-hook.
     cc.dial_code(1, "*21101*1234#", 1500);
     cc.wait_agent("101", AgentState::OnCall, 4000);
-    cc.assert_talking(1, ts2, 1000);
+    cc.talking(1, ts2, 1000);
     let answer =
         cc.queue_events().into_iter().find(|e| e.event == QueueEventKind::Answer).unwrap().clone();
     assert_eq!(answer.call_id, enters[1].0, "the VIP was answered first");
@@ -728,7 +594,7 @@ destination = "callback:sales"
         s.card().pri_calls(1).iter().any(|c| c.handle == out.handle && c.answered)
     });
     cc.run(300);
-    cc.assert_talking(1, out.ts.unwrap(), 1500);
+    cc.talking(1, out.ts.unwrap(), 1500);
     assert!(cc.p.card_mut().pri_hang_up(1, out.handle));
     cc.run(500);
     cc.p.card_mut().phone_mut(1).unwrap().on_hook();
@@ -796,11 +662,8 @@ queues = ["600"]
 dnis = ["8800"]
 destination = "queue:sales"
 "#;
-    let cfg = Config::parse_str(text, "r2cc.toml").unwrap();
-    let mut sc = sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual));
-    sc.phone.auto_answer_ms = Some(1000);
-    let p = Stepped::new(SimCard::new(sc).unwrap(), &cfg, "sim0").unwrap();
-    let mut cc = Cc { p, _dir: tempfile::tempdir().unwrap(), records: Vec::new() };
+    let r = Rig::new(text, |sc| sc.phone.auto_answer_ms = Some(1000));
+    let mut cc = Cc { r, _dir: tempfile::tempdir().unwrap() };
     cc.run(200);
     cc.login(1, "101", "1234");
     cc.p.card_mut().r2_call_in(1, "13800138000", "8800").unwrap();
@@ -809,18 +672,8 @@ destination = "queue:sales"
     });
     cc.wait_agent("101", AgentState::OnCall, 4000);
     let ts = cc.p.card().r2_calls(1)[0].ts;
-    cc.p.card_mut().phone_mut(1).unwrap().expect_peer(Some(EndpointId::Bearer { span: 1, ts }));
-    cc.p.card_mut().r2_expect_peer(1, ts, Some(EndpointId::Phone(1)));
     cc.run(300);
-    let b0 =
-        (cc.p.card().phone(1).unwrap().audio_check(), cc.p.card().r2_audio_check(1, ts).unwrap());
-    cc.run(1000);
-    let b1 =
-        (cc.p.card().phone(1).unwrap().audio_check(), cc.p.card().r2_audio_check(1, ts).unwrap());
-    for d in [b1.0.since(&b0.0), b1.1.since(&b0.1)] {
-        assert_eq!(d.error_blocks, 0, "{d:?}");
-        assert!(d.ok_blocks >= 45, "{d:?}");
-    }
+    cc.talking(1, ts, 1000);
     cc.p.card_mut().phone_mut(1).unwrap().on_hook();
     cc.wait_agent("101", AgentState::Ready, 3000);
     let cdr = cc.cdrs().into_iter().find(|c| c.direction == "inbound").unwrap().clone();
@@ -920,7 +773,7 @@ fn supervisor_listens_whispers_barges_and_releases_an_agents_call() {
     cc.login(3, "103", "4321");
     let (h, ts) = cc.pri_call_answered("13900005555", "80003000");
     cc.wait_agent("101", AgentState::OnCall, 4000);
-    cc.assert_talking(1, ts, 1000);
+    cc.talking(1, ts, 1000);
 
     // Refused: no supervisor on phone 2; Sue may not supervise a logged-out agent.
     cc.dial_off_hook(2, "*31101#");
@@ -933,7 +786,7 @@ fn supervisor_listens_whispers_barges_and_releases_an_agents_call() {
         s.card().phone(3).unwrap().hears().tone == Some(ProgressTone::Congestion)
     });
     cc.hang_up(3);
-    cc.assert_talking(1, ts, 500);
+    cc.talking(1, ts, 500);
 
     // Listen: Sue hears caller and agent mixed; they still hear only each other.
     cc.dial_off_hook(3, "*31101#");
@@ -942,11 +795,11 @@ fn supervisor_listens_whispers_barges_and_releases_an_agents_call() {
         cc.agent_state("103"),
         AgentState::NotReady(cardpbx::callcenter::acd::ReasonCode::SUPERVISING)
     );
-    cc.assert_talking(1, ts, 1500);
+    cc.talking(1, ts, 1500);
     assert_eq!(cc.p.card().phone(3).unwrap().hears().now, BlockClass::Other);
     cc.hang_up(3);
     assert_eq!(cc.agent_state("103"), AgentState::Ready, "ready again after listening");
-    cc.assert_talking(1, ts, 1000);
+    cc.talking(1, ts, 1000);
 
     // Whisper: the agent hears caller and supervisor; the caller still hears only the agent.
     cc.dial_off_hook(3, "*32101#");
@@ -958,7 +811,7 @@ fn supervisor_listens_whispers_barges_and_releases_an_agents_call() {
     assert_eq!(cc.p.card().phone(3).unwrap().hears().now, BlockClass::Other);
     // The supervisor hangs up: the plain bridge again.
     cc.hang_up(3);
-    cc.assert_talking(1, ts, 1000);
+    cc.talking(1, ts, 1000);
 
     // Barge: everyone hears the other two; the caller no longer hears the agent alone.
     cc.dial_off_hook(3, "*33101#");
@@ -967,7 +820,7 @@ fn supervisor_listens_whispers_barges_and_releases_an_agents_call() {
     assert!(d.ok_blocks < 10 && d.error_blocks > 50, "the caller hears the supervisor: {d:?}");
     assert_eq!(cc.p.card().phone(3).unwrap().hears().now, BlockClass::Other);
     cc.hang_up(3);
-    cc.assert_talking(1, ts, 1000);
+    cc.talking(1, ts, 1000);
 
     // The agent's call ends while Sue listens: she hears busy tone.
     cc.dial_off_hook(3, "*31101#");
@@ -983,7 +836,7 @@ fn supervisor_listens_whispers_barges_and_releases_an_agents_call() {
     // Force release: the caller is cleared, the agent hears busy tone.
     let (h2, ts2) = cc.pri_call_answered("13900006666", "80003000");
     cc.wait_agent("101", AgentState::OnCall, 4000);
-    cc.assert_talking(1, ts2, 500);
+    cc.talking(1, ts2, 500);
     cc.dial_off_hook(3, "*34101#");
     cc.until(3000, "the caller is cleared", |s| {
         s.card().pri_calls(1).iter().any(|c| c.handle == h2 && c.cause.is_some())

@@ -298,6 +298,38 @@ impl SimCard {
         }
     }
 
+    /// The audio path check of any endpoint (phone, CO line, or the remote party of a PRI or R2 timeslot); `None`
+    /// when the card has no such endpoint.
+    pub fn audio_check(&self, id: EndpointId) -> Option<AudioCheck> {
+        match id {
+            EndpointId::Phone(p) => self.phone(p).map(SimPhone::audio_check),
+            EndpointId::CoLine(p) => self.co_line(p).map(SimCoLine::audio_check),
+            EndpointId::Bearer { span, ts } => {
+                self.pri_audio_check(span, ts).or_else(|| self.r2_audio_check(span, ts))
+            }
+        }
+    }
+
+    /// Make endpoint `id` expect `peer`'s signature (`None`: expect nothing in particular).
+    pub fn expect_peer(&mut self, id: EndpointId, peer: Option<EndpointId>) {
+        match id {
+            EndpointId::Phone(p) => {
+                if let Some(ph) = self.phone_mut(p) {
+                    ph.expect_peer(peer);
+                }
+            }
+            EndpointId::CoLine(p) => {
+                if let Some(l) = self.co_line_mut(p) {
+                    l.expect_peer(peer);
+                }
+            }
+            EndpointId::Bearer { span, ts } => {
+                self.pri_expect_peer(span, ts, peer);
+                self.r2_expect_peer(span, ts, peer);
+            }
+        }
+    }
+
     /// The frequencies of an endpoint's audio signature.
     pub fn signature_of(&self, id: EndpointId) -> [f32; 2] {
         self.plan.signature(id)
