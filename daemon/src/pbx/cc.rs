@@ -15,7 +15,7 @@
 //! - ACD actions become calls: ringing the agent's logged-in extension (when the phone is busy
 //!   the ring waits for it until the ACD's ring timeout), bridging caller and agent,
 //!   overflow, callback offers and dial-outs on the number's normal route.
-//! - Queue, agent and IVR records go to a queue drained by [`Pbx::pop_record`]; CDRs of
+//! - Queue, agent and IVR records are published on the event stream (`events.rs`); CDRs of
 //!   queue calls carry the queue, agent, queue wait and IVR path.
 //!
 //! Position and wait announcements need prompt files for numbers, which the configuration has
@@ -33,14 +33,10 @@ use crate::config::callcenter_routing::Destination;
 use crate::config::model::Config;
 use crate::engine::api::{Detectors, PromptId, Source};
 use crate::engine::PromptLibrary;
-use crate::store::Record;
 use cardpbx_dsp::toneplan::ProgressTone;
 use cardpbx_hal::{ChannelId, Tick};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-/// Records kept when nobody drains them; newer ones are dropped and counted.
-const MAX_RECORDS: usize = 20_000;
 
 /// What a call-center call is doing now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,8 +139,6 @@ pub(super) struct CallCenter {
     pub(super) last_state: Vec<(AgentState, Option<CallId>)>,
     /// Sticky routing: (ANI, queue name) → (agent number, tick of the call's end).
     last_agent: HashMap<(String, String), (String, Tick)>,
-    pub(super) records: VecDeque<Record>,
-    pub(super) records_dropped: u64,
     /// Callback requests as last recorded, to record their progress.
     pub(super) callbacks: HashMap<CallbackId, crate::store::CallbackRecord>,
     /// Supervisors listening to, whispering to or barged in on agents' calls.
@@ -231,8 +225,6 @@ impl CallCenter {
             offers: HashMap::new(),
             last_state: vec![(AgentState::LoggedOut, None); cfg.agents.len()],
             last_agent: HashMap::new(),
-            records: VecDeque::new(),
-            records_dropped: 0,
             callbacks: HashMap::new(),
             monitors: Vec::new(),
         })
@@ -247,14 +239,6 @@ impl CallCenter {
         self.prompts.get(p).copied()
     }
 
-    pub(super) fn record(&mut self, r: Record) {
-        if self.records.len() >= MAX_RECORDS {
-            self.records_dropped += 1;
-        } else {
-            self.records.push_back(r);
-        }
-    }
-
     /// Whether agents are configured (feature codes are active).
     pub(super) fn has_agents(&self) -> bool {
         !self.agents.is_empty()
@@ -262,16 +246,6 @@ impl CallCenter {
 }
 
 impl Pbx {
-    /// The next queue event, agent event or IVR step for the store, oldest first.
-    pub fn pop_record(&mut self) -> Option<Record> {
-        self.cc.records.pop_front()
-    }
-
-    /// Call-center records lost because nobody drained them.
-    pub fn records_dropped(&self) -> u64 {
-        self.cc.records_dropped
-    }
-
     /// The ACD engine (agent and queue state, for `show` commands and tests).
     pub fn acd(&self) -> &Acd {
         &self.cc.acd

@@ -1,6 +1,7 @@
 //! Call-center records for the store: the ACD's agent state changes and queue events and the
 //! IVR's steps, turned into [`Record`]s with UTC timestamps (the base set with
-//! [`Pbx::set_utc_base`] plus the tick) and queued for [`Pbx::pop_record`].
+//! [`Pbx::set_utc_base`] plus the tick) and published on the event stream (`events.rs`), whose
+//! store projection [`Pbx::pop_record`] drains.
 //!
 //! Agent states become the store's agent events by transition: logging in gives `login` then
 //! `ready`; a call answered `talk_start`; its end `talk_end` (then `wrapup_start`, and
@@ -10,7 +11,8 @@ use super::Pbx;
 use crate::callcenter::acd::{self, AgentId, AgentState, QueueEvent, ReasonCode, Work};
 use crate::callcenter::ivr::{IvrExit, IvrStep};
 use crate::config::callcenter_routing::Destination;
-use crate::store::{self, AgentEventKind, CallbackRecord, Record};
+use super::events::EventBody;
+use crate::store::{self, AgentEventKind, CallbackRecord};
 
 /// The store's name for a not-ready reason.
 fn reason_name(r: ReasonCode) -> Option<String> {
@@ -62,22 +64,17 @@ fn exit_name(e: &IvrExit) -> String {
 }
 
 impl Pbx {
-    /// UTC milliseconds of tick `t`.
-    fn cc_utc_ms(&self, t: u64) -> i64 {
-        (self.utc_base_us / 1000) as i64 + t as i64
-    }
-
     /// Record an IVR step.
     pub(super) fn cc_ivr_record(&mut self, s: IvrStep) {
         let r = store::IvrStep {
-            ts_ms: self.cc_utc_ms(self.now),
+            ts_ms: self.utc_ms(self.now),
             call_id: s.call,
             node: s.node,
             key: s.key,
             ms_in_node: s.ms_in_node as i64,
             exit: exit_name(&s.exit),
         };
-        self.cc.record(Record::IvrStep(r));
+        self.publish(EventBody::Ivr(r));
     }
 
     /// Record an agent's state change.
@@ -92,7 +89,7 @@ impl Pbx {
             Some(Work::Call(c) | Work::Direct(c)) => Some(c),
             _ => None,
         };
-        let ts_ms = self.cc_utc_ms(at_ms);
+        let ts_ms = self.utc_ms(at_ms);
         for kind in agent_events(before, state) {
             let call_id = match kind {
                 AgentEventKind::Ringing | AgentEventKind::TalkStart => call,
@@ -102,7 +99,7 @@ impl Pbx {
                 _ => None,
             };
             let e = store::AgentEvent { ts_ms, agent: status.number.clone(), event: kind, call_id };
-            self.cc.record(Record::AgentEvent(e));
+            self.publish(EventBody::Agent(e));
         }
         self.cc.last_state[i] = (state, call.or(last_call));
     }
@@ -124,7 +121,7 @@ impl Pbx {
         if done_ms.is_some() {
             self.cc.callbacks.remove(&cb);
         }
-        self.cc.record(Record::Callback(r));
+        self.publish(EventBody::Callback(r));
     }
 
     /// Record a queue event (callback events become callback records).
@@ -132,7 +129,7 @@ impl Pbx {
         use acd::QueueEventKind as K;
         use store::QueueEventKind as S;
         let queue = self.cc.acd.queue_config(e.queue).map(|q| q.name.clone()).unwrap_or_default();
-        let ts_ms = self.cc_utc_ms(e.at_ms);
+        let ts_ms = self.utc_ms(e.at_ms);
         let number = |a: AgentId| self.cc.acd.agent(a).map(|s| s.number);
         let (call, agent, event, wait, position) = match e.kind {
             K::Enter { call, position, .. } => (call, None, S::Enter, 0, Some(position)),
@@ -154,7 +151,7 @@ impl Pbx {
                     done_ms: None,
                 };
                 self.cc.callbacks.insert(callback, r.clone());
-                self.cc.record(Record::Callback(r));
+                self.publish(EventBody::Callback(r));
                 return;
             }
             K::CallbackAccepted { callback, .. } => {
@@ -181,7 +178,7 @@ impl Pbx {
             wait_ms: wait as i64,
             position,
         };
-        self.cc.record(Record::QueueEvent(r));
+        self.publish(EventBody::Queue(r));
     }
 }
 

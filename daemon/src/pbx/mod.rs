@@ -19,6 +19,7 @@ mod cc_records;
 mod cc_supervise;
 mod cdr;
 mod dial;
+pub mod events;
 mod fax;
 mod pri;
 mod r2;
@@ -314,6 +315,8 @@ pub struct Pbx {
     fax: fax::FaxCtl,
     /// Call recording policy and feature codes (`recording.rs`).
     rec: recording::RecCtl,
+    /// The event stream (`events.rs`).
+    events: events::EventLog,
 }
 
 /// A span's settings and alarms as call control knows them.
@@ -535,6 +538,7 @@ impl Pbx {
             cc: cc::CallCenter::new(cfg)?,
             fax: fax::FaxCtl::new(cfg),
             rec: recording::RecCtl::new(cfg, EngineConfig::default().recording_slots),
+            events: events::EventLog::default(),
         };
         // Bring every span into service with its line settings (defaults for spans the
         // configuration does not mention); the card answers with its alarms.

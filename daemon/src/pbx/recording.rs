@@ -17,7 +17,7 @@ use crate::config::model::Config;
 use crate::config::recording::{RecordingFormat, RecordingPolicy};
 use crate::engine::api::{Detectors, EngineCommand, RecSlot};
 use crate::engine::RecordingHandle;
-use crate::store::{CdrRecord, Record, RecordingRecord};
+use crate::store::{CdrRecord, RecordingRecord};
 use cardpbx_hal::ChannelId;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -355,7 +355,7 @@ impl Pbx {
                 file: f.path.display().to_string(),
                 channels: if self.rec.mono { 1 } else { 2 },
             };
-            self.cc.record(Record::Recording(row));
+            self.publish(super::events::EventBody::Recording(row));
         }
     }
 }
