@@ -571,7 +571,10 @@ destination = "callback:sales"
 "#,
         Some(1000),
     );
-    let h = cc.p.card_mut().pri_call_in(1, Some("13900008888"), "80004000").unwrap();
+    // The callback attendant answers and beeps (no words configured); 1 confirms the ANI.
+    let (h, _ts) = cc.pri_call_answered("13900008888", "80004000");
+    cc.run(1000);
+    cc.p.card_mut().pri_remote_dtmf(1, h, "1").unwrap();
     cc.until(3000, "the callback request is taken and the call cleared", |s| {
         s.card().pri_calls(1).iter().any(|c| c.handle == h && c.cause.is_some())
     });
@@ -734,20 +737,8 @@ supervisor_of = ["600"]
 impl Cc {
     /// Take phone `port` off-hook and dial `digits` after dial tone (the phone stays off-hook).
     fn dial_off_hook(&mut self, port: u32, digits: &str) {
-        assert!(self.p.card_mut().phone_mut(port).unwrap().off_hook());
-        self.until(2000, "dial tone", |s| {
-            s.card().phone(port).unwrap().hears().tone == Some(ProgressTone::Dial)
-        });
-        self.p.card_mut().phone_mut(port).unwrap().dial(digits).unwrap();
-    }
-
-    /// Put phone `port` on-hook and wait until the PBX has seen it.
-    fn hang_up(&mut self, port: u32) {
-        self.p.card_mut().phone_mut(port).unwrap().on_hook();
-        let idx = port as usize - 1;
-        self.until(3000, "the phone is on-hook again", |s| {
-            matches!(s.pbx().ports()[idx].state.as_str(), "idle" | "ringing")
-        });
+        self.lift(port);
+        self.phone(port).dial(digits).unwrap();
     }
 
     /// The caller on `ts`'s audio check over the next `ms`, expecting phone `port` alone.
@@ -857,4 +848,40 @@ fn supervisor_listens_whispers_barges_and_releases_an_agents_call() {
     assert_eq!(released.why.as_deref(), Some("force released by supervisor"));
     let codes = cdrs.iter().filter(|c| c.called == "*31" || c.called == "*32").count();
     assert!(codes >= 3, "the supervisor's own calls have CDRs with the code");
+}
+
+#[test]
+fn sticky_routing_rings_the_agent_the_store_remembers() {
+    let mut cc = center(
+        r#"
+[[queue]]
+number = "600"
+name = "sales"
+
+[[inbound]]
+dnis = ["80009000"]
+destination = "queue:sales"
+sticky_days = 30
+"#,
+        Some(1000),
+    );
+    // Yesterday agent 102 served this caller (as the store's CDRs say at start).
+    let yesterday = 1_000_000_000_000 - 86_400_000;
+    cc.p.pbx_mut().seed_last_agents(vec![(
+        "13900001111".into(),
+        "sales".into(),
+        "102".into(),
+        yesterday,
+    )]);
+    // 101 logs in first, so it is ready longest and would be chosen without the history.
+    cc.login(1, "101", "1234");
+    cc.login(2, "102", "5678");
+    let (_h, ts) = cc.pri_call_answered("13900001111", "80009000");
+    cc.wait_agent("102", AgentState::OnCall, 5000);
+    assert_eq!(cc.agent_state("101"), AgentState::Ready);
+    cc.run(300);
+    cc.talking(2, ts, 1000);
+    // Another caller, unknown to the history, goes to the longest idle agent.
+    let (_h2, _) = cc.pri_call_answered("13900002222", "80009000");
+    cc.wait_agent("101", AgentState::OnCall, 5000);
 }

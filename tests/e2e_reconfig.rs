@@ -219,3 +219,14 @@ fn removing_and_adding_groups_at_run_time() {
     assert!(p.pbx().ports().iter().all(|x| x.port != "sim0/fxo2"));
     assert_talking(&mut p, EndpointId::Phone(1), EndpointId::CoLine(1), 1000);
 }
+
+#[test]
+fn call_center_changes_are_reported_as_needing_a_restart() {
+    let mut p = pbx();
+    let text = format!(
+        "{BEFORE}\n[[queue]]\nnumber = \"600\"\nname = \"sales\"\n\n[callback]\nmin_digits = 7\n"
+    );
+    let report = p.pbx_mut().reconfigure(&config(&text)).expect("reconfigure");
+    assert_eq!(report.restart_needed, ["[[queue]]", "[callback]"], "{report:?}");
+    assert!(report.changed.is_empty(), "{report:?}");
+}

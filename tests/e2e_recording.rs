@@ -398,3 +398,66 @@ fn queue_policy_records_agent_calls_with_agent_and_queue_in_the_row() {
     assert!(goertzel(l, caller) > 10.0 * goertzel(l, ann), "caller left");
     assert!(goertzel(r, ann) > 10.0 * goertzel(r, caller), "agent right");
 }
+
+#[test]
+fn an_r2_trunk_group_policy_records_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[[card]]
+name = "sim0"
+driver = "sim"
+fxs_ports = 1
+e1_spans = 1
+  [card.sim]
+  seed = 5
+  clock = "virtual"
+
+[[span]]
+card = "sim0"
+span = 1
+framing = "cas"
+
+[[extension]]
+number = "2001"
+port = "sim0/fxs1"
+
+[[trunk_group]]
+name = "r2"
+signalling = "r2_china"
+ports = ["sim0/span1"]
+incoming = "2001"
+recording = "always"
+
+[recording]
+dir = {:?}
+"#,
+        dir.path().join("rec")
+    );
+    let cfg = Config::parse_str(&text, "r2rec.toml").unwrap();
+    let mut sc = sim_config(&cfg, &cfg.cards[0], Some(ClockMode::Virtual));
+    sc.phone.auto_answer_ms = Some(500);
+    let p = Stepped::new(SimCard::new(sc).unwrap(), &cfg, "sim0").unwrap();
+    let mut r = Rig { p, dir, records: Vec::new() };
+    r.run(200);
+    let h = r.p.card_mut().r2_call_in(1, "13800138000", "8800").unwrap();
+    let ok =
+        r.p.run_until(15_000, |s| s.card().r2_calls(1).first().is_some_and(|c| c.answered))
+            .unwrap();
+    assert!(ok, "the R2 call is answered by the extension");
+    r.run(2000);
+    assert_eq!(r.p.pbx().recording_calls().len(), 1, "the R2 call is being recorded");
+    assert!(r.p.card_mut().r2_hang_up(1, h));
+    r.run(1500);
+    r.p.card_mut().phone_mut(1).unwrap().on_hook();
+    r.run(1500);
+    let recs = r.recordings();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].caller, "13800138000");
+    assert!((1500..3500).contains(&recs[0].duration_ms), "{}", recs[0].duration_ms);
+    let (_, left, right) = read_wav(Path::new(&recs[0].file));
+    assert_eq!(left.len(), right.len());
+    let cdr = r.cdrs().into_iter().find(|c| c.direction == "inbound").unwrap().clone();
+    assert_eq!(cdr.trunk_group.as_deref(), Some("r2"), "the CDR names the R2 group");
+    assert_eq!(cdr.recording.as_deref(), Some(recs[0].file.as_str()));
+}

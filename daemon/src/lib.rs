@@ -18,6 +18,7 @@ pub mod pri;
 pub mod runner;
 pub mod service;
 pub mod store;
+pub mod whatif;
 
 /// The serde name of a unit enum value (`fxs_loop_start`), for status output.
 pub fn json_name<T: serde::Serialize>(v: &T) -> String {

@@ -76,6 +76,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             cardpbx::dspcli::run(cmd, &mut stdout.lock(), &mut stderr.lock())
         }
         Command::Pri(cmd) => cardpbx::pri::run(cmd),
+        Command::Sim(cmd) => {
+            init_logging("warn");
+            cardpbx::whatif::run_cli(cmd)
+        }
         Command::Fax(cmd) => cardpbx::faxsvc::cli::run(cmd, &resolve_socket(cli.socket.as_deref())),
         Command::Report(args) => cardpbx::store::report::run(args, &mut std::io::stdout().lock()),
         other => {

@@ -12,6 +12,7 @@
 
 use crate::config::model::Config;
 use crate::engine::{Engine, EngineHandle, EngineStats};
+use crate::pbx::events::PbxEvent;
 use crate::pbx::{Pbx, PbxError};
 use crate::store::{CdrRecord, Record, StoreHandle};
 use cardpbx_hal::{Card, CardInfo, Tick};
@@ -203,8 +204,45 @@ impl<C: Card> Stepped<C> {
     }
 }
 
+impl Stepped<cardpbx_sim::SimCard> {
+    /// Event-driven stepping on the simulator's virtual clock: run one tick, then, when
+    /// nothing is pending (no engine event or command in flight, no call-control command
+    /// queued), jump the clock to just before the earliest of call control's next timer, the
+    /// card's next due action ([`SimCard::next_due`](cardpbx_sim::SimCard::next_due)) and
+    /// `limit`, so that the next [`step`](Self::step) runs that tick. Tick numbers stay exact:
+    /// every timer fires at the tick it is due; only the audio of the skipped ticks is
+    /// missing, so use it only when no one checks audio (and no prompt or tone detector
+    /// matters). The engine counts each jump as a late tick in its statistics. Returns the
+    /// ticks skipped.
+    ///
+    /// # Errors
+    /// As [`step`](Self::step).
+    pub fn step_skipping(&mut self, limit: Tick) -> Result<u64, cardpbx_hal::Error> {
+        self.step()?;
+        let now = self.now();
+        if self.handle.commands_pending() {
+            return Ok(0);
+        }
+        if let Some(cmd) = self.pbx.pop_command() {
+            self.pbx.unpop_command(cmd);
+            return Ok(0);
+        }
+        let due = [self.pbx.poll_timeout(), self.engine.card().next_due(), Some(limit)];
+        let next = due.into_iter().flatten().min().unwrap_or(limit);
+        if next > now + 1 {
+            self.engine.card_mut().advance_to(next);
+            return Ok(next - now - 1);
+        }
+        Ok(0)
+    }
+}
+
 /// A request the control thread serves between rounds (from the control socket, the demo).
 pub type ControlRequest = Box<dyn FnOnce(&mut Pbx, &EngineStats) + Send>;
+
+/// A consumer of the event stream on the control thread: called with every event in order;
+/// it returns `false` to unsubscribe (its client went away). It must not block.
+pub type EventSubscriber = Box<dyn FnMut(&PbxEvent) -> bool + Send>;
 
 /// The engine on a real-time thread and call control on a control thread.
 pub struct Realtime {
@@ -214,6 +252,7 @@ pub struct Realtime {
     /// The recording writer thread (finalises open files when stopped).
     rec_writer: Option<crate::engine::RecordingWriter>,
     requests: crossbeam_channel::Sender<ControlRequest>,
+    subscribe: crossbeam_channel::Sender<EventSubscriber>,
     stats: Arc<EngineStats>,
     realtime: String,
 }
@@ -285,6 +324,8 @@ impl Realtime {
             .recv_timeout(Duration::from_secs(5))
             .unwrap_or_else(|_| "unknown (media thread did not report)".to_string());
         let (tx, rx) = crossbeam_channel::unbounded::<ControlRequest>();
+        let (sub_tx, sub_rx) = crossbeam_channel::unbounded::<EventSubscriber>();
+        let mut subscribers: Vec<EventSubscriber> = Vec::new();
         let control_stop = stop.clone();
         let control_stats = stats.clone();
         let control_thread =
@@ -302,6 +343,10 @@ impl Realtime {
                     while let Ok(req) = rx.try_recv() {
                         req(&mut pbx, &control_stats);
                     }
+                    subscribers.extend(sub_rx.try_iter());
+                    while let Some(ev) = pbx.pop_event() {
+                        subscribers.retain_mut(|s| s(&ev));
+                    }
                     std::thread::sleep(Duration::from_millis(1));
                 }
             })?;
@@ -311,9 +356,16 @@ impl Realtime {
             control_thread: Some(control_thread),
             rec_writer: Some(rec_writer),
             requests: tx,
+            subscribe: sub_tx,
             stats,
             realtime,
         })
+    }
+
+    /// Add a consumer of the event stream; it sees every event published from its next
+    /// control round on.
+    pub fn subscribe(&self, s: EventSubscriber) {
+        let _ = self.subscribe.send(s);
     }
 
     /// Run `f` on the control thread with call control and the engine statistics, and return

@@ -154,6 +154,7 @@ impl Daemon {
         let db = cfg.system.database_path();
         let store = crate::store::DaemonStore::open(&db).context("opening the database")?;
         let rt = Realtime::start_with_store(card, cfg, &card_cfg.name, prio, Some(store.handle()))?;
+        seed_sticky_routing(&rt, &db);
         let (tx, rx) = crossbeam_channel::unbounded();
         let ctl = match ctl {
             Some(mut server) => {
@@ -195,6 +196,7 @@ impl Daemon {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.requests.recv_timeout(left) {
+                Ok((CtlRequest::Events, reply)) => self.follow_events(reply),
                 Ok((req, reply)) => {
                     let _ = reply.send(self.answer(req));
                 }
@@ -205,6 +207,21 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Send every event from now on to `reply` (a control client following `events`) until
+    /// the client goes away. A client that falls [`EVENT_BACKLOG`] events behind misses events
+    /// (it sees the gap in their sequence numbers) rather than holding call control up.
+    ///
+    /// [`EVENT_BACKLOG`]: crate::ctl::server::EVENT_BACKLOG
+    fn follow_events(&self, reply: crossbeam_channel::Sender<CtlResponse>) {
+        self.rt.subscribe(Box::new(move |ev| {
+            let Ok(v) = serde_json::to_value(ev) else { return true };
+            match reply.try_send(CtlResponse::Ok(CtlData::Event(v))) {
+                Ok(()) | Err(crossbeam_channel::TrySendError::Full(_)) => true,
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
+            }
+        }));
     }
 
     /// Answer one control request.
@@ -322,10 +339,20 @@ impl Daemon {
                 None => return CtlResponse::Error(NO_CONFIG_FILE.into()),
             },
             CtlRequest::Reload => return self.reload(),
+            CtlRequest::Events => {
+                return CtlResponse::Error("events is a stream: follow it on a connection".into())
+            }
             CtlRequest::FaxSend(args) => match crate::faxsvc::cli::serve_send(&self.rt, &args) {
                 Ok(d) => CtlData::FaxJob(d),
                 Err(e) => return CtlResponse::Error(e),
             },
+            CtlRequest::Conference(args) => {
+                match self.rt.query_mut(move |pbx, _| crate::ctl::conference::serve(pbx, &args)) {
+                    Some(Ok(d)) => CtlData::Conference(d),
+                    Some(Err(e)) => return CtlResponse::Error(e),
+                    None => return CtlResponse::Error("call control is not running".into()),
+                }
+            }
             CtlRequest::SpanCapture(args) => {
                 let card = self.info.name.clone();
                 match self
@@ -445,4 +472,26 @@ fn run_daemon(cfg: &Config, file: Option<&std::path::Path>) -> anyhow::Result<()
 pub fn install_stop_handler(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
         .context("installing the SIGINT/SIGTERM handler")
+}
+
+/// Give call control the agents who served callers recently (sticky routing survives a
+/// restart): the store's CDRs of the last `sticky_days`. A store that cannot be read is
+/// logged and skipped (routing then starts without history).
+fn seed_sticky_routing(rt: &Realtime, db: &std::path::Path) {
+    let Some(days) = rt.query(|pbx, _| pbx.sticky_days()).filter(|d| *d > 0) else { return };
+    if db == std::path::Path::new(crate::store::IN_MEMORY) {
+        return;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let since = now_ms - i64::from(days) * 86_400_000;
+    match crate::store::Store::open_read_only(db).and_then(|s| s.last_agents(since)) {
+        Ok(rows) => {
+            let n = rows.len();
+            rt.query_mut(move |pbx, _| pbx.seed_last_agents(rows));
+            tracing::info!("sticky routing: {n} callers' last agents from the store");
+        }
+        Err(e) => tracing::warn!("sticky routing starts without history: {e}"),
+    }
 }

@@ -65,7 +65,7 @@ fn ctl_request_corpus() {
         cardpbx::ctl::proto::CtlRequest::ALL.len(),
         "an error answers every request"
     );
-    assert_eq!(*result_of(&results, "resp-calls-empty"), 5, "[] answers the five list requests");
+    assert_eq!(*result_of(&results, "resp-calls-empty"), 6, "[] answers the six list requests");
     assert_eq!(*result_of(&results, "bad-not-json"), 0);
 }
 

@@ -231,6 +231,33 @@ impl Default for TonePlan {
     }
 }
 
+/// Bursts of stutter dial tone before it turns steady (message waiting: the line's mailbox
+/// has unheard messages). Each burst is [`STUTTER_MS`] of dial tone and as long of silence.
+pub const STUTTER_BURSTS: u32 = 10;
+/// Length of one stutter dial tone burst, and of the pause after it, ms.
+pub const STUTTER_MS: u32 = 100;
+
+impl TonePlan {
+    /// Up to 4 bursts (`bursts` is clamped to 1..=4) of stutter dial tone as one non-repeating
+    /// tone: the plan's dial tone frequencies and level, [`STUTTER_MS`] on and as long off.
+    /// Every plan has it, since it is made from the plan's own dial tone. A phone with waiting
+    /// messages hears [`STUTTER_BURSTS`] bursts (these pieces played one after another), then
+    /// the steady [`ProgressTone::Dial`].
+    pub fn stutter_dial(&self, bursts: u32) -> ToneSpec {
+        let dial = self.tone(ProgressTone::Dial);
+        let first = dial.segments().iter().find(|s| !s.is_silent()).copied().unwrap_or(Segment {
+            ms: 0,
+            freqs: [425.0, 0.0],
+            level_dbm0: self.level_dbm0,
+        });
+        let on = Segment { ms: STUTTER_MS, ..first };
+        let pair = [on, Segment::silence(STUTTER_MS)];
+        let n = bursts.clamp(1, (MAX_SEGMENTS / 2) as u32) as usize;
+        let segs: Vec<Segment> = pair.iter().copied().cycle().take(2 * n).collect();
+        ToneSpec::new(&segs, false).expect("at most MAX_SEGMENTS valid segments")
+    }
+}
+
 impl TonePlan {
     /// China (the default plan), from the ITU national-tones list as Asterisk's `[cn]` gives it:
     /// 450 Hz dial (continuous), busy 350/350 ms, ringback 1000/4000, congestion 700/700,
@@ -374,5 +401,27 @@ impl TonePlan {
             plan.ring_cadence = ring.clone();
         }
         Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod stutter_tests {
+    use super::*;
+
+    #[test]
+    fn every_plan_has_a_stutter_dial_tone_made_of_its_dial_tone() {
+        for name in ["cn", "itu", "eu"] {
+            let plan = TonePlan::by_name(name).unwrap();
+            let dial = plan.tone(ProgressTone::Dial).segments()[0];
+            let s = plan.stutter_dial(4);
+            assert!(!s.repeat, "{name}");
+            assert_eq!(s.segments().len(), 8, "{name}");
+            assert_eq!(s.period_ms(), 8 * STUTTER_MS, "{name}");
+            let on = s.segments()[0];
+            assert_eq!((on.freqs, on.level_dbm0, on.ms), (dial.freqs, dial.level_dbm0, 100));
+            assert!(s.segments()[1].is_silent());
+            assert_eq!(plan.stutter_dial(2).segments().len(), 4);
+            assert_eq!(plan.stutter_dial(9).segments().len(), 8);
+        }
     }
 }

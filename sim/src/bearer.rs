@@ -59,6 +59,11 @@ impl RemoteParty {
         Ok(())
     }
 
+    /// Whether the party is pressing keys (its generator needs every tick).
+    pub(crate) fn pressing(&self) -> bool {
+        self.keys_on
+    }
+
     /// The audio path check so far.
     pub(crate) fn check(&self) -> AudioCheck {
         self.listener.check()

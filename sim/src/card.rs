@@ -377,6 +377,48 @@ impl SimCard {
         self.fars.get((span as usize).wrapping_sub(1)).and_then(|f| f.exchange.as_deref())
     }
 
+    /// Calls of the exchange on `span` not yet cleared (0 without an exchange): the trunks
+    /// it holds.
+    pub fn pri_active_calls(&self, span: u32) -> usize {
+        self.exchange_ref(span).map_or(0, Exchange::active_calls)
+    }
+
+    /// The bearer timeslot of exchange call `handle` on `span` while it is up.
+    pub fn pri_call_channel(&self, span: u32, handle: u32) -> Option<u8> {
+        self.exchange_ref(span).and_then(|x| x.call_channel(handle))
+    }
+
+    /// Event-driven mode: the next tick at which something on the card can happen without
+    /// anyone acting on it (a far end's timer, a phone answering a ring, a frame arriving, an
+    /// event to report), or `None` when nothing is pending. Audio is not counted: ticks
+    /// skipped with [`advance_to`](Self::advance_to) carry no samples. With anything that
+    /// needs every tick (the traffic generator, CO lines not idle, R2 far ends, fax or external
+    /// audio peers, the real-time clock) it is the next tick.
+    pub fn next_due(&self) -> Option<Tick> {
+        let now = self.clock.now();
+        let busy = self.clock.mode() != ClockMode::Virtual
+            || self.gone
+            || !self.events.is_empty()
+            || self.traffic.is_some()
+            || !self.ext.is_empty()
+            || !self.faxes.is_empty()
+            || self.r2.iter().any(Option::is_some)
+            || self.lines.iter().any(|l| l.state() != crate::coline::CoState::Idle);
+        if busy {
+            return Some(now + 1);
+        }
+        let phones = self.phones.iter().filter_map(SimPhone::next_due);
+        let fars = self.fars.iter().filter_map(|f| f.next_due(now));
+        phones.chain(fars).min().map(|t| t.max(now + 1))
+    }
+
+    /// Event-driven mode (virtual clock only): the next tick is `t` instead of now + 1; the
+    /// ticks between are skipped (no samples, no far-end steps). Use it only up to
+    /// [`next_due`](Self::next_due), so that nothing that was due is late.
+    pub fn advance_to(&mut self, t: Tick) {
+        self.clock.skip_to(t);
+    }
+
     /// The simulated exchange on `span` places a call to the PBX; returns its handle.
     ///
     /// # Errors

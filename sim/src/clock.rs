@@ -45,6 +45,15 @@ impl Clock {
         self.mode
     }
 
+    /// Virtual clock only: make the next [`wait_tick`](Self::wait_tick) return `t` (when `t`
+    /// is later than the next tick), skipping the ticks in between. Ignored on the real-time
+    /// clock.
+    pub(crate) fn skip_to(&mut self, t: Tick) {
+        if self.mode == ClockMode::Virtual && t > self.now + 1 {
+            self.now = t - 1;
+        }
+    }
+
     /// Advance to the next tick, sleeping until its deadline on the real-time clock.
     pub(crate) fn wait_tick(&mut self) -> Tick {
         let next = self.now + 1;

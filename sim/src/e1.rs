@@ -217,6 +217,27 @@ impl Exchange {
         self.ep.receive_frame(now, frame);
     }
 
+    /// The next tick at which the exchange acts on its own (a LAPD or Q.931 timer, a remote
+    /// party answering or hanging up, keys being pressed); `None` when it only waits for
+    /// frames or commands.
+    pub(crate) fn next_due(&self) -> Option<Tick> {
+        if self.bearers.iter().any(|b| b.party.pressing()) {
+            return Some(self.now + 1);
+        }
+        let calls = self.calls.values().flat_map(|c| [c.answer_at, c.hang_up_at]).flatten();
+        self.ep.next_timeout().into_iter().chain(calls).min()
+    }
+
+    /// Calls not yet cleared (each holds a bearer once it has one).
+    pub(crate) fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The bearer timeslot of call `handle`, if it is up and has one.
+    pub(crate) fn call_channel(&self, handle: u32) -> Option<u8> {
+        self.calls.get(&CallHandle(handle)).and_then(|c| c.ts)
+    }
+
     /// Timers and call behaviour at `now`; frames for the PBX go to `out`.
     pub(crate) fn step(&mut self, now: Tick, mut out: impl FnMut(&[u8])) {
         self.now = now;
@@ -528,6 +549,17 @@ impl SpanFar {
         } else {
             self.dropped += 1;
         }
+    }
+
+    /// The next tick at which this far end acts on its own (see [`Exchange::next_due`]);
+    /// a socket peer may act at any tick.
+    pub(crate) fn next_due(&self, now: Tick) -> Option<Tick> {
+        if self.sock.is_some() || self.peer_change.is_some() {
+            return Some(now + 1);
+        }
+        let flight = self.in_flight.front().map(|(due, _, _)| *due);
+        let x = if self.up { self.exchange.as_ref().and_then(|x| x.next_due()) } else { None };
+        flight.into_iter().chain(x).min()
     }
 
     /// Run the far end at `now`: frames it sends reach the PBX as HAL events.

@@ -29,6 +29,11 @@ impl EventQueue {
         self.q.pop_front()
     }
 
+    /// Whether no event waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }

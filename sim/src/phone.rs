@@ -361,6 +361,23 @@ impl SimPhone {
         self.counters.line_signals += 1;
     }
 
+    /// The next tick at which the phone does something other than sound (answer a ring,
+    /// notice that ringing stopped, report a hook change, dial, end a flash); `None` when it
+    /// only listens and speaks its signature until someone acts on it.
+    pub(crate) fn next_due(&self) -> Option<Tick> {
+        let soon = self.now + 1;
+        if self.dialing || self.flash_until.is_some() || self.pending.iter().any(Option::is_some) {
+            return Some(soon);
+        }
+        if let PhoneState::Ringing { .. } = self.state {
+            let answer = self.auto_answer.map(|d| self.ring_started + u64::from(d));
+            let gone =
+                (!self.ring_voltage).then(|| self.ring_last_off + u64::from(self.cfg.ring_gone_ms));
+            return [answer, gone].into_iter().flatten().min().map(|t| t.max(soon));
+        }
+        None
+    }
+
     /// One tick: apply timers, emit hook events, exchange one chunk.
     ///
     /// # Real-time

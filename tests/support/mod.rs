@@ -93,6 +93,11 @@ impl Rig {
         }
     }
 
+    /// The events published since the last call, oldest first.
+    pub fn events(&mut self) -> Vec<cardpbx::pbx::events::PbxEvent> {
+        std::iter::from_fn(|| self.p.pbx_mut().pop_event()).collect()
+    }
+
     /// The simulated phone on FXS port `port`.
     pub fn phone(&mut self, port: u32) -> &mut cardpbx_sim::SimPhone {
         self.p.card_mut().phone_mut(port).expect("phone exists")

@@ -2,5 +2,6 @@
 //! control (`crate::pbx`) feeds with events and time and whose actions it carries out.
 
 pub mod acd;
+pub mod erlang;
 pub mod ivr;
 pub mod routing;

@@ -212,6 +212,11 @@ pub struct QueueConfig {
     /// `always`.
     #[serde(default, skip_serializing_if = "super::recording::RecordingPolicy::is_never")]
     pub recording: super::recording::RecordingPolicy,
+    /// When this percentage (1..=100) of the incoming trunk group's lines is busy, new
+    /// callers are not queued: the callback attendant takes their number instead (a burst
+    /// after a TV advert). Unset: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_trunk_busy_percent: Option<u8>,
 }
 
 /// `[[agent]]`: a person who logs in to queues from any phone (free seating).
@@ -237,12 +242,6 @@ pub struct AgentConfig {
 }
 
 type Problems = Vec<(Loc, String)>;
-
-fn loc(section: &str, index: usize, keys: &[&str]) -> Loc {
-    let mut path = vec![Seg::Key(section.to_string()), Seg::Index(index)];
-    path.extend(keys.iter().map(|k| Seg::Key((*k).to_string())));
-    Loc { file: 0, path }
-}
 
 fn with_index(mut l: Loc, i: usize) -> Loc {
     l.path.push(Seg::Index(i));
@@ -342,7 +341,7 @@ fn check_queues(cfg: &Config, p: &mut Problems) {
     let queue_numbers: HashSet<&str> = cfg.queues.iter().map(|q| q.number.as_str()).collect();
     let mut names: HashSet<&str> = HashSet::new();
     for (i, q) in cfg.queues.iter().enumerate() {
-        let at = |keys: &[&str]| loc("queue", i, keys);
+        let at = |keys: &[&str]| Loc::item("queue", i, keys);
         if let Some(why) = bad_digits(&q.number, "queue number") {
             p.push((at(&["number"]), why));
         } else if let Some(first) = used.get(q.number.as_str()) {
@@ -475,7 +474,7 @@ fn check_overflow_loops(cfg: &Config, p: &mut Problems) {
                     let numbers: Vec<&str> =
                         path.iter().map(|&k| cfg.queues[k].number.as_str()).collect();
                     p.push((
-                        loc("queue", start, &["overflow"]),
+                        Loc::item("queue", start, &["overflow"]),
                         format!(
                             "queues overflow in a circle ({} -> {}): a caller would never leave",
                             numbers.join(" -> "),
@@ -497,7 +496,7 @@ fn check_overflow_loops(cfg: &Config, p: &mut Problems) {
 fn check_agents(cfg: &Config, p: &mut Problems) {
     let mut ids: HashSet<&str> = HashSet::new();
     for (i, a) in cfg.agents.iter().enumerate() {
-        let at = |keys: &[&str]| loc("agent", i, keys);
+        let at = |keys: &[&str]| Loc::item("agent", i, keys);
         if let Some(why) = bad_digits(&a.id, "agent number") {
             p.push((at(&["id"]), why));
         } else if !ids.insert(&a.id) {

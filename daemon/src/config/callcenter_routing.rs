@@ -72,6 +72,8 @@ pub enum Destination {
     Message(PathBuf),
     /// `hangup`: clear the call.
     Hangup,
+    /// `conference:<number>`: a `[[conference]]` room (its PIN is asked for).
+    Conference(String),
 }
 
 /// Why a destination could not be parsed.
@@ -79,7 +81,7 @@ pub enum Destination {
 #[error(
     "invalid destination {text:?}: {reason} (write ivr:NAME, queue:NAME[:PRIORITY], \
      extension:NUMBER, agent:ID[:QUEUE[:PRIORITY]], voicemail:BOX, fax:NUMBER, callback:QUEUE, \
-     message:FILE.wav, busy or hangup)"
+     message:FILE.wav, conference:ROOM, busy or hangup)"
 )]
 pub struct DestinationError {
     /// The text given.
@@ -122,6 +124,7 @@ impl FromStr for Destination {
             "voicemail" => Destination::Voicemail(need(arg)?),
             "fax" => Destination::Fax(need(arg)?),
             "callback" => Destination::Callback(need(arg)?),
+            "conference" => Destination::Conference(need(arg)?),
             "message" => match arg {
                 Some(a) if !a.is_empty() => Destination::Message(PathBuf::from(a)),
                 _ => return Err(err("the prompt file after ':' is missing")),
@@ -188,6 +191,7 @@ impl fmt::Display for Destination {
             Destination::Busy => f.write_str("busy"),
             Destination::Message(p) => write!(f, "message:{}", p.display()),
             Destination::Hangup => f.write_str("hangup"),
+            Destination::Conference(n) => write!(f, "conference:{n}"),
         }
     }
 }
@@ -746,12 +750,6 @@ pub fn prompt_problem(path: &Path) -> Option<String> {
     crate::engine::prompt::load_wav(path).err().map(|e| e.to_string())
 }
 
-fn loc(section: &str, index: usize, keys: &[&str]) -> Loc {
-    let mut path = vec![Seg::Key(section.to_string()), Seg::Index(index)];
-    path.extend(keys.iter().map(|k| Seg::Key((*k).to_string())));
-    Loc { file: 0, path }
-}
-
 /// Why `queue` names no `[[queue]]` (by name or number), if it does not.
 fn queue_problem(cfg: &Config, queue: &str) -> Option<String> {
     if cfg.queues.iter().any(|q| q.name == queue || q.number == queue) {
@@ -828,16 +826,16 @@ pub(super) fn check(cfg: &Config, p: &mut Vec<(Loc, String)>) {
     let mut schedule_names = HashSet::new();
     for (i, s) in cfg.schedules.iter().enumerate() {
         if s.name.trim().is_empty() {
-            p.push((loc("schedule", i, &["name"]), "the name must not be empty".into()));
+            p.push((Loc::item("schedule", i, &["name"]), "the name must not be empty".into()));
         } else if !schedule_names.insert(s.name.as_str()) {
             p.push((
-                loc("schedule", i, &["name"]),
+                Loc::item("schedule", i, &["name"]),
                 format!("schedule {:?} is defined twice", s.name),
             ));
         }
         if s.hours.is_empty() {
             p.push((
-                loc("schedule", i, &["hours"]),
+                Loc::item("schedule", i, &["hours"]),
                 "a schedule needs at least one line of hours".into(),
             ));
         }
@@ -847,14 +845,14 @@ pub(super) fn check(cfg: &Config, p: &mut Vec<(Loc, String)>) {
         if let Some(u) = h.until {
             if u < h.date {
                 p.push((
-                    loc("holiday", i, &["until"]),
+                    Loc::item("holiday", i, &["until"]),
                     format!("until {u} is before date {}", h.date),
                 ));
             }
         }
         if let Some(g) = &h.greeting {
             if let Some(why) = prompt_problem(g) {
-                p.push((loc("holiday", i, &["greeting"]), why));
+                p.push((Loc::item("holiday", i, &["greeting"]), why));
             }
         }
     }
@@ -868,7 +866,7 @@ pub(super) fn check(cfg: &Config, p: &mut Vec<(Loc, String)>) {
         ] {
             for (j, n) in list.iter().enumerate() {
                 if let Some(why) = number_problem(n) {
-                    let mut l = loc("inbound", i, &[key]);
+                    let mut l = Loc::item("inbound", i, &[key]);
                     l.path.push(Seg::Index(j));
                     p.push((l, why));
                 }
@@ -876,11 +874,11 @@ pub(super) fn check(cfg: &Config, p: &mut Vec<(Loc, String)>) {
         }
         if let Some(s) = &r.schedule {
             if !schedule_names.contains(s.as_str()) {
-                p.push((loc("inbound", i, &["schedule"]), format!("unknown schedule {s:?}")));
+                p.push((Loc::item("inbound", i, &["schedule"]), format!("unknown schedule {s:?}")));
             }
             if r.after_hours.is_none() {
                 p.push((
-                    loc("inbound", i, &["after_hours"]),
+                    Loc::item("inbound", i, &["after_hours"]),
                     "a rule with a schedule needs after_hours (weekend and holiday default to it)"
                         .into(),
                 ));
@@ -893,7 +891,7 @@ pub(super) fn check(cfg: &Config, p: &mut Vec<(Loc, String)>) {
                     _ => r.holiday.is_some(),
                 };
                 if set {
-                    p.push((loc("inbound", i, &[key]), format!("{key} needs a schedule")));
+                    p.push((Loc::item("inbound", i, &[key]), format!("{key} needs a schedule")));
                 }
             }
         }
@@ -905,12 +903,12 @@ pub(super) fn check(cfg: &Config, p: &mut Vec<(Loc, String)>) {
         ];
         for (key, d) in dests {
             let Some(d) = d else { continue };
-            check_dest(p, loc("inbound", i, &[key]), d);
+            check_dest(p, Loc::item("inbound", i, &[key]), d);
             if r.kind == RuleKind::Blacklist
                 && !matches!(d, Destination::Busy | Destination::Message(_) | Destination::Hangup)
             {
                 p.push((
-                    loc("inbound", i, &[key]),
+                    Loc::item("inbound", i, &[key]),
                     format!("a blacklist rule must reject: busy, message:FILE or hangup, not {d}"),
                 ));
             }
@@ -918,13 +916,13 @@ pub(super) fn check(cfg: &Config, p: &mut Vec<(Loc, String)>) {
         if let Some(days) = r.sticky_days {
             if !matches!(r.destination, Destination::Queue { .. }) {
                 p.push((
-                    loc("inbound", i, &["sticky_days"]),
+                    Loc::item("inbound", i, &["sticky_days"]),
                     "sticky routing needs a queue as destination (its fallback)".into(),
                 ));
             }
             if !(1..=3650).contains(&days) {
                 p.push((
-                    loc("inbound", i, &["sticky_days"]),
+                    Loc::item("inbound", i, &["sticky_days"]),
                     format!("{days} days is out of range (allowed 1..=3650)"),
                 ));
             }
@@ -933,7 +931,7 @@ pub(super) fn check(cfg: &Config, p: &mut Vec<(Loc, String)>) {
 
     let mut seen = HashSet::new();
     for (i, n) in cfg.ivr.iter().enumerate() {
-        let at = |key: &str| loc("ivr", i, &[key]);
+        let at = |key: &str| Loc::item("ivr", i, &[key]);
         if n.name.trim().is_empty() {
             p.push((at("name"), "the name must not be empty".into()));
         } else if !seen.insert(n.name.as_str()) {
@@ -961,7 +959,7 @@ pub(super) fn check(cfg: &Config, p: &mut Vec<(Loc, String)>) {
                     p.push((at("choices"), "a menu needs at least one choice".into()));
                 }
                 for (key, action) in &n.choices {
-                    let l = loc("ivr", i, &["choices", key]);
+                    let l = Loc::item("ivr", i, &["choices", key]);
                     let mut cs = key.chars();
                     match (cs.next(), cs.next()) {
                         (Some(c), None) if is_dtmf_key(c) => {}

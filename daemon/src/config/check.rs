@@ -39,6 +39,14 @@ impl Loc {
         Loc { file: 0, path: keys.iter().map(|k| Seg::Key(k.to_string())).collect() }
     }
 
+    /// Keys inside the `index`th `[[section]]` entry of the main file, e.g.
+    /// `item("queue", 2, &["overflow"])` for `queue[2].overflow`.
+    pub(super) fn item(section: &str, index: usize, keys: &[&str]) -> Loc {
+        let mut path = vec![Seg::Key(section.to_string()), Seg::Index(index)];
+        path.extend(keys.iter().map(|k| Seg::Key((*k).to_string())));
+        Loc { file: 0, path }
+    }
+
     /// A key inside the `index`th `[[section]]` entry of file `file`.
     fn entry(section: &str, (file, index): (usize, usize), key: &str) -> Loc {
         let mut path = vec![Seg::Key(section.to_string()), Seg::Index(index)];
@@ -78,6 +86,9 @@ pub(super) fn check(cfg: &Config, origins: &Origins) -> Problems {
     super::callcenter_routing::check(cfg, &mut p);
     super::fax::check(cfg, &mut p);
     super::recording::check(cfg, &mut p);
+    super::callback::check(cfg, &mut p);
+    super::voicemail::check(cfg, &mut p);
+    super::conference::check(cfg, &mut p);
     p
 }
 
@@ -347,6 +358,10 @@ fn bad_port(cfg: &Config, port: &PortRef) -> Option<String> {
 fn check_ports(cfg: &Config, o: &Origins, p: &mut Problems) {
     let mut users: HashMap<&PortRef, String> = HashMap::new();
     for (i, e) in cfg.extensions.iter().enumerate() {
+        if e.pickup_group.as_deref().is_some_and(|g| g.trim().is_empty()) {
+            let loc = Loc::entry("extension", o.extensions[i], "pickup_group");
+            p.push((loc, "a pickup group needs a name".into()));
+        }
         let loc = Loc::entry("extension", o.extensions[i], "port");
         if e.port.kind != PortKind::Fxs {
             p.push((
@@ -514,7 +529,12 @@ fn check_references(cfg: &Config, o: &Origins, p: &mut Problems) {
             let Some(target) = target else { continue };
             // `receive`: the daemon's fax service takes the call.
             let fax = target == crate::faxsvc::RECEIVE;
-            if !fax && !extensions.contains(target.as_str()) && !hunts.contains(target.as_str()) {
+            let room = key == "incoming" && cfg.conferences.iter().any(|c| c.number == *target);
+            if !fax
+                && !room
+                && !extensions.contains(target.as_str())
+                && !hunts.contains(target.as_str())
+            {
                 p.push((
                     Loc::entry("trunk_group", o.trunk_groups[i], key),
                     format!(

@@ -61,9 +61,21 @@ pub struct Config {
     /// `[fax]`: the fax service (main file only).
     #[serde(default, skip_serializing_if = "super::fax::FaxConfig::is_default")]
     pub fax: super::fax::FaxConfig,
+    /// `[callback]`: the attendant that takes callers' numbers for callbacks.
+    #[serde(default, skip_serializing_if = "super::callback::CallbackConfig::is_default")]
+    pub callback: super::callback::CallbackConfig,
     /// `[recording]`: where call recordings go and their format.
     #[serde(default, skip_serializing_if = "super::recording::RecordingConfig::is_default")]
     pub recording: super::recording::RecordingConfig,
+    /// `[voicemail]`: where messages go, limits and retrieval codes.
+    #[serde(default, skip_serializing_if = "super::voicemail::VoicemailConfig::is_default")]
+    pub voicemail: super::voicemail::VoicemailConfig,
+    /// `[[mailbox]]`: voicemail boxes (main file only).
+    #[serde(default, rename = "mailbox", skip_serializing_if = "Vec::is_empty")]
+    pub mailboxes: Vec<super::voicemail::MailboxConfig>,
+    /// `[[conference]]`: meet-me conference rooms (main file only).
+    #[serde(default, rename = "conference", skip_serializing_if = "Vec::is_empty")]
+    pub conferences: Vec<super::conference::ConferenceConfig>,
 }
 
 /// The control socket path used when the configuration names none:
@@ -533,6 +545,9 @@ pub struct ExtensionConfig {
     /// Call recording for calls of this phone: `never` (default), `on_demand`, `always`.
     #[serde(default, skip_serializing_if = "super::recording::RecordingPolicy::is_never")]
     pub recording: super::recording::RecordingPolicy,
+    /// Call pickup group: `*8` on a phone of the group answers a call ringing another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_group: Option<String>,
 }
 
 /// How a hunt group picks members.

@@ -503,3 +503,15 @@ fn capture_and_peer_socket_need_a_pri_span() {
     assert!(e.iter().any(|e| e.key.ends_with("dchannel_capture")));
     assert!(e.iter().any(|e| e.key.ends_with("sim_peer_socket")));
 }
+
+#[test]
+fn pickup_group_needs_a_name() {
+    let ok = BASE.replace("port = \"sim0/fxs2\"\n", "port = \"sim0/fxs2\"\npickup_group = \"a\"\n");
+    let cfg = Config::parse_str(&ok, "t.toml").unwrap();
+    assert_eq!(cfg.extensions[1].pickup_group.as_deref(), Some("a"));
+    assert_eq!(cfg.extensions[0].pickup_group, None);
+    let text =
+        BASE.replace("port = \"sim0/fxs2\"\n", "port = \"sim0/fxs2\"\npickup_group = \" \"\n");
+    let line = text.lines().position(|l| l.starts_with("pickup_group")).unwrap() + 1;
+    one_error(&text, line, "extension[1].pickup_group", "needs a name");
+}

@@ -102,12 +102,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Follow the event stream (calls, agents, queues) until interrupted.
+    Events {
+        /// Print each event as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCmd),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// What-if simulations on the virtual clock (`sim busy-hour`).
+    #[command(subcommand)]
+    Sim(crate::whatif::SimCmd),
     /// Run the DSP detectors on recordings (DTMF, tones, caller ID, echo canceller).
     #[command(subcommand)]
     Dsp(DspCmd),
@@ -124,8 +133,11 @@ pub enum Command {
     /// E1 spans: show one in detail, capture a PRI span's D-channel to a pcap file.
     #[command(subcommand)]
     Span(super::span::SpanCmd),
-    /// Reports from the store: queues, agents, hourly, ivr, cdr (`--from`, `--to`, `--csv`,
-    /// `--json`).
+    /// Conference rooms: list, show, mute, unmute, kick, invite.
+    #[command(subcommand)]
+    Conference(super::conference::ConferenceCmd),
+    /// Reports from the store: queues, agents, hourly, ivr, cdr, recordings, staffing
+    /// (`--from`, `--to`, `--csv`, `--json`).
     Report(crate::store::report::ReportArgs),
 }
 
@@ -188,7 +200,14 @@ impl Command {
     /// `demo` and `bench`).
     pub fn is_client_command(&self) -> bool {
         self.ctl_request().is_some()
-            || matches!(self, Command::Config(_) | Command::Trunk(_) | Command::Span(_))
+            || matches!(
+                self,
+                Command::Config(_)
+                    | Command::Trunk(_)
+                    | Command::Span(_)
+                    | Command::Events { .. }
+                    | Command::Conference(_)
+            )
     }
 }
 
@@ -234,6 +253,12 @@ pub fn run_client_command_to(
     if let Command::Span(s) = cmd {
         return super::span::run_span(s, socket_path, out, err);
     }
+    if let Command::Conference(c) = cmd {
+        return super::conference::run_conference(c, socket_path, out, err);
+    }
+    if let Command::Events { json } = *cmd {
+        return run_events(socket_path, json, out, err);
+    }
     let Some((req, json)) = cmd.ctl_request() else {
         anyhow::bail!("{cmd:?} is not a control client command");
     };
@@ -265,12 +290,70 @@ pub fn run_client_command_to(
             CtlData::Reload(d) => serde_json::to_string_pretty(d),
             CtlData::Capture(d) => serde_json::to_string_pretty(d),
             CtlData::FaxJob(d) => serde_json::to_string_pretty(d),
+            CtlData::Event(d) => serde_json::to_string(d),
+            CtlData::Conference(d) => serde_json::to_string_pretty(d),
         }?;
         writeln!(out, "{text}")?;
     } else {
         write!(out, "{}", render(&data))?;
     }
     Ok(EXIT_OK)
+}
+
+/// `cardpbx events`: print the daemon's events as they happen, one per line, until the daemon
+/// stops or the output is closed.
+///
+/// # Errors
+/// When the output cannot be written.
+fn run_events(
+    socket_path: &Path,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let mut client = match CtlClient::connect(socket_path) {
+        Ok(c) => c,
+        Err(e) => {
+            writeln!(err, "cardpbx: {e}")?;
+            return Ok(if e.is_unreachable() { EXIT_UNREACHABLE } else { EXIT_FAILED });
+        }
+    };
+    let result = client.follow(CtlRequest::Events, |data| {
+        let CtlData::Event(v) = data else { return Ok(true) };
+        let line = if json { v.to_string() } else { render_event(&v) };
+        writeln!(out, "{line}")?;
+        out.flush()?;
+        Ok(true)
+    });
+    match result {
+        Ok(()) => Ok(EXIT_OK),
+        Err(e) => {
+            writeln!(err, "cardpbx: {e}")?;
+            Ok(EXIT_FAILED)
+        }
+    }
+}
+
+/// One event as a line for people: the UTC time, the event, then its fields as `key=value`.
+pub fn render_event(v: &serde_json::Value) -> String {
+    let ms = v.get("ts_ms").and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let day_ms = ms.rem_euclid(86_400_000);
+    let (h, m, s, milli) =
+        (day_ms / 3_600_000, day_ms / 60_000 % 60, day_ms / 1000 % 60, day_ms % 1000);
+    let name = v.get("event").and_then(serde_json::Value::as_str).unwrap_or("?");
+    let mut line = format!("{h:02}:{m:02}:{s:02}.{milli:03}Z {name:<14}");
+    if let Some(obj) = v.get("data").and_then(serde_json::Value::as_object) {
+        for (k, val) in obj {
+            if k == "ts_ms" || val.is_null() {
+                continue;
+            }
+            match val {
+                serde_json::Value::String(s) => line.push_str(&format!(" {k}={s}")),
+                other => line.push_str(&format!(" {k}={other}")),
+            }
+        }
+    }
+    line
 }
 
 /// `cardpbx config check FILE`: print `FILE: OK (...)` or every error, return the exit code.
@@ -332,6 +415,8 @@ pub fn render(data: &CtlData) -> String {
         CtlData::Reload(r) => render_reload(r),
         CtlData::Capture(c) => super::span::render_capture(c),
         CtlData::FaxJob(j) => crate::faxsvc::cli::render_job(j),
+        CtlData::Event(e) => format!("{}\n", render_event(e)),
+        CtlData::Conference(d) => super::conference::render_conference(d, false),
     }
 }
 

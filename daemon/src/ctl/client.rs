@@ -95,6 +95,37 @@ impl CtlClient {
         }
     }
 
+    /// Send a streaming request (`events`) and hand every answer's data to `f` until `f`
+    /// returns `false` or the daemon closes the connection. No timeout applies while waiting.
+    ///
+    /// # Errors
+    /// [`ClientError::Daemon`] when the daemon refused it; I/O and protocol errors; an error
+    /// `f` returned (as [`ClientError::Io`]).
+    pub fn follow(
+        &mut self,
+        req: CtlRequest,
+        mut f: impl FnMut(CtlData) -> io::Result<bool>,
+    ) -> Result<(), ClientError> {
+        let io_err = |path: &Path, source| ClientError::Io { path: path.to_path_buf(), source };
+        self.reader.get_ref().set_read_timeout(None).map_err(|e| io_err(&self.path, e))?;
+        self.writer.write_all(req.to_line().as_bytes()).map_err(|e| io_err(&self.path, e))?;
+        loop {
+            let line = match self.read_answer() {
+                Ok(l) => l,
+                Err(ClientError::Closed) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            match CtlResponse::parse_line(req.clone(), &line).map_err(ClientError::Protocol)? {
+                CtlResponse::Ok(data) => {
+                    if !f(data).map_err(|e| io_err(&self.path, e))? {
+                        return Ok(());
+                    }
+                }
+                CtlResponse::Error(e) => return Err(ClientError::Daemon(e)),
+            }
+        }
+    }
+
     /// Send one raw line (a newline is added if missing) and return the answer line as sent by
     /// the daemon, without its newline. For scripts and tests.
     ///

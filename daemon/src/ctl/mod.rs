@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod conference;
 pub mod proto;
 pub mod server;
 pub mod span;

@@ -1,7 +1,8 @@
 //! The control socket protocol: one JSON object per line over a Unix stream socket.
 //!
 //! A request is `{"cmd":"status"}` (commands: `ping`, `status`, `cards`, `spans`, `ports`,
-//! `channels`, `calls`, `config_file`, `reload`, and `span_capture`, which takes fields:
+//! `channels`, `calls`, `config_file`, `reload`, `events` (a stream, one line per event), and
+//! `span_capture`, which takes fields:
 //! `{"cmd":"span_capture","span":"sim0/span1","file":"/tmp/d.pcap"}`). The answer is one line, `{"ok":true,"data":...}` or
 //! `{"ok":false,"error":"..."}`. The data shapes are plain structs shared by the daemon, which
 //! fills them, and the CLI, which renders them.
@@ -39,6 +40,12 @@ pub enum CtlRequest {
     SpanCapture(SpanCaptureArgs),
     /// Queue a fax to send through a trunk group: [`FaxJobData`].
     FaxSend(FaxSendArgs),
+    /// Follow the event stream: the connection then carries one answer line per event
+    /// (`{"ok":true,"data":{"seq":…,"ts_ms":…,"event":"call_state",…}}`) until it is closed.
+    Events,
+    /// Conference rooms: list, show, mute, unmute, kick, invite
+    /// ([`super::conference::ConferenceArgs`]): [`super::conference::ConferenceData`].
+    Conference(super::conference::ConferenceArgs),
 }
 
 /// The fields of a `fax_send` request.
@@ -86,7 +93,7 @@ pub struct SpanCaptureArgs {
 
 impl CtlRequest {
     /// Every request, in the order the help text lists them.
-    pub const ALL: [CtlRequest; 11] = [
+    pub const ALL: [CtlRequest; 13] = [
         CtlRequest::Ping,
         CtlRequest::Status,
         CtlRequest::Cards,
@@ -108,6 +115,13 @@ impl CtlRequest {
             retries: None,
             group: None,
         }),
+        CtlRequest::Events,
+        CtlRequest::Conference(super::conference::ConferenceArgs {
+            op: String::new(),
+            room: None,
+            member: None,
+            number: None,
+        }),
     ];
 
     /// The command word on the wire (`"status"`).
@@ -124,6 +138,8 @@ impl CtlRequest {
             CtlRequest::Reload => "reload",
             CtlRequest::SpanCapture(_) => "span_capture",
             CtlRequest::FaxSend(_) => "fax_send",
+            CtlRequest::Events => "events",
+            CtlRequest::Conference(_) => "conference",
         }
     }
 
@@ -134,7 +150,10 @@ impl CtlRequest {
 
     /// Whether the command takes fields besides `cmd`.
     pub fn takes_fields(&self) -> bool {
-        matches!(self, CtlRequest::SpanCapture(_) | CtlRequest::FaxSend(_))
+        matches!(
+            self,
+            CtlRequest::SpanCapture(_) | CtlRequest::FaxSend(_) | CtlRequest::Conference(_)
+        )
     }
 
     /// The request as one protocol line, newline included.
@@ -180,6 +199,9 @@ impl CtlRequest {
                     .map_err(|e| format!("command {cmd:?}: {e}")),
                 CtlRequest::FaxSend(_) => serde_json::from_value(fields)
                     .map(CtlRequest::FaxSend)
+                    .map_err(|e| format!("command {cmd:?}: {e}")),
+                CtlRequest::Conference(_) => serde_json::from_value(fields)
+                    .map(CtlRequest::Conference)
                     .map_err(|e| format!("command {cmd:?}: {e}")),
                 other => Ok(other),
             };
@@ -228,6 +250,10 @@ pub enum CtlData {
     Capture(CaptureData),
     /// Answer to `fax_send`.
     FaxJob(FaxJobData),
+    /// One event of the stream `events` follows (see `pbx::events::PbxEvent`).
+    Event(serde_json::Value),
+    /// Answer to `conference`.
+    Conference(super::conference::ConferenceData),
 }
 
 impl CtlData {
@@ -248,6 +274,8 @@ impl CtlData {
             CtlRequest::Reload => CtlData::Reload(serde_json::from_value(data)?),
             CtlRequest::SpanCapture(_) => CtlData::Capture(serde_json::from_value(data)?),
             CtlRequest::FaxSend(_) => CtlData::FaxJob(serde_json::from_value(data)?),
+            CtlRequest::Events => CtlData::Event(data),
+            CtlRequest::Conference(_) => CtlData::Conference(serde_json::from_value(data)?),
         })
     }
 
@@ -265,6 +293,10 @@ impl CtlData {
             CtlData::Reload(_) => CtlRequest::Reload,
             CtlData::Capture(_) => CtlRequest::SpanCapture(SpanCaptureArgs::default()),
             CtlData::FaxJob(_) => CtlRequest::FaxSend(FaxSendArgs::default()),
+            CtlData::Event(_) => CtlRequest::Events,
+            CtlData::Conference(_) => {
+                CtlRequest::Conference(super::conference::ConferenceArgs::default())
+            }
         }
     }
 }

@@ -228,11 +228,35 @@ fn serve_client(stream: UnixStream, requests: &CtlRequests) {
                 Ok(text) if text.trim().is_empty() => continue,
                 Ok(text) => match CtlRequest::parse_line(text.trim()) {
                     Err(e) => CtlResponse::Error(e),
+                    Ok(CtlRequest::Events) => {
+                        follow_events(requests, &mut writer);
+                        return;
+                    }
                     Ok(req) => ask_daemon(requests, req),
                 },
             },
         };
         if writer.write_all(response.to_line().as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Events a client may fall behind by before it misses some (it sees a gap in `seq`).
+pub const EVENT_BACKLOG: usize = 4096;
+
+/// Subscribe to the daemon's event stream and write each event to the client until it goes
+/// away or the daemon stops.
+fn follow_events(requests: &CtlRequests, writer: &mut UnixStream) {
+    let (tx, rx) = crossbeam_channel::bounded(EVENT_BACKLOG);
+    if requests.send((CtlRequest::Events, tx)).is_err() {
+        let _ = writer.write_all(
+            CtlResponse::Error("the daemon is shutting down".into()).to_line().as_bytes(),
+        );
+        return;
+    }
+    for resp in rx {
+        if writer.write_all(resp.to_line().as_bytes()).is_err() {
             return;
         }
     }

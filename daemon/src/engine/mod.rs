@@ -34,7 +34,7 @@ pub use api::{
     RecSlot, Source, CLAMP_DELAY_SAMPLES, MAX_MIX,
 };
 pub use faxport::FaxPortRings;
-pub use prompt::{PromptError, PromptLibrary};
+pub use prompt::{PromptError, PromptLibrary, PromptPlayers};
 pub use record::{
     Opened, RecordError, RecordingFinished, RecordingHandle, RecordingRings, RecordingWriter,
     SteppedRecordingWriter,
@@ -156,6 +156,11 @@ impl EngineHandle {
             self.stats.command_overruns.fetch_add(1, Ordering::Relaxed);
             Full(c)
         })
+    }
+
+    /// Whether commands wait in the ring for the engine's next tick.
+    pub fn commands_pending(&self) -> bool {
+        !ringbuf::traits::Observer::is_empty(&self.cmd)
     }
 
     /// The next event from the engine, if any.
@@ -706,25 +711,8 @@ impl<C: Card> Engine<C> {
                 }
                 Route::Prompt { id, repeat } => {
                     let mut buf = [0i16; CHUNK_SAMPLES];
-                    let samples = self.prompts.samples(api::PromptId(id)).unwrap_or(&[]);
-                    let mut pos = self.prompt_pos[ch] as usize;
-                    let mut done = samples.is_empty();
-                    if !done {
-                        let mut i = 0;
-                        while i < CHUNK_SAMPLES {
-                            if pos >= samples.len() {
-                                if !repeat {
-                                    break;
-                                }
-                                pos = 0;
-                            }
-                            let take = (CHUNK_SAMPLES - i).min(samples.len() - pos);
-                            buf[i..i + take].copy_from_slice(&samples[pos..pos + take]);
-                            i += take;
-                            pos += take;
-                        }
-                        done = !repeat && pos >= samples.len();
-                    }
+                    let pos = self.prompt_pos[ch] as usize;
+                    let (pos, done) = self.prompts.fill(api::PromptId(id), pos, repeat, &mut buf);
                     self.prompt_pos[ch] = pos as u32;
                     encode(law, &buf, &mut self.tx[ch]);
                     if done {
@@ -857,7 +845,9 @@ impl<C: Card> Engine<C> {
             Source::Tone(_) => Route::Tone,
             Source::Fsk(_) => Route::Fsk,
             Source::Prompt { prompt, repeat } => {
-                self.prompts.samples(prompt)?;
+                if !self.prompts.contains(prompt) {
+                    return None;
+                }
                 Route::Prompt { id: prompt.0, repeat }
             }
             Source::FaxPort(slot) => {
@@ -879,6 +869,10 @@ impl<C: Card> Engine<C> {
         if self.conf_talks[ch] {
             self.talkers.remove(ch);
             self.conf_talkers[usize::from(c)] -= 1;
+            if self.conf_talkers[usize::from(c)] == 0 {
+                // Listeners left in a room nobody talks in hear silence, not the last chunk.
+                self.conf_mix[usize::from(c)] = [0; CHUNK_SAMPLES];
+            }
             self.conf_talks[ch] = false;
             self.del_ref(ch);
         }

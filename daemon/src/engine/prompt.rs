@@ -7,7 +7,15 @@
 
 use super::api::PromptId;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI16, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// The [`PromptId`] of player 0 of the [`PromptPlayers`] attached to a library (player `i` is
+/// `PLAYER_BASE + i`).
+pub const PLAYER_BASE: u16 = 0xFF00;
+
+/// Most players a library can carry.
+pub const MAX_PLAYERS: usize = (u16::MAX - PLAYER_BASE) as usize;
 
 /// Why a prompt file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -40,10 +48,72 @@ struct Prompt {
 }
 
 /// An immutable, cheaply cloned set of decoded prompts, numbered by [`PromptId`] in the order
-/// they were given.
+/// they were given, optionally with [`PromptPlayers`] (ids from [`PLAYER_BASE`]).
 #[derive(Debug, Clone, Default)]
 pub struct PromptLibrary {
     prompts: Arc<Vec<Prompt>>,
+    players: Option<PromptPlayers>,
+}
+
+#[derive(Debug)]
+struct PlayerSlot {
+    len: AtomicUsize,
+    samples: Box<[AtomicI16]>,
+}
+
+/// Prompts whose audio the control plane writes at run time (voicemail messages and
+/// greetings): a fixed number of players of a fixed capacity, preallocated at start and shared
+/// with the engine without locks. The control plane loads a player only while no channel plays
+/// it ([`PromptPlayers::load`]); the engine reads it like any prompt.
+#[derive(Debug, Clone)]
+pub struct PromptPlayers {
+    slots: Arc<Vec<PlayerSlot>>,
+}
+
+impl PromptPlayers {
+    /// `count` players (at most [`MAX_PLAYERS`]) of `capacity` samples each, all empty.
+    pub fn new(count: usize, capacity: usize) -> PromptPlayers {
+        let slots = (0..count.min(MAX_PLAYERS))
+            .map(|_| PlayerSlot {
+                len: AtomicUsize::new(0),
+                samples: (0..capacity).map(|_| AtomicI16::new(0)).collect(),
+            })
+            .collect();
+        PromptPlayers { slots: Arc::new(slots) }
+    }
+
+    /// Number of players.
+    pub fn count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Samples a player holds at most.
+    pub fn capacity(&self) -> usize {
+        self.slots.first().map_or(0, |s| s.samples.len())
+    }
+
+    /// The prompt id that plays player `i`.
+    pub fn id(&self, i: usize) -> Option<PromptId> {
+        (i < self.slots.len()).then(|| PromptId(PLAYER_BASE + i as u16))
+    }
+
+    /// Put `samples` (cut to the capacity) into player `i`; returns how many were kept. The
+    /// caller makes sure no channel plays the player meanwhile.
+    pub fn load(&self, i: usize, samples: &[i16]) -> usize {
+        let Some(slot) = self.slots.get(i) else { return 0 };
+        slot.len.store(0, Ordering::Release);
+        let n = samples.len().min(slot.samples.len());
+        for (d, s) in slot.samples.iter().zip(&samples[..n]) {
+            d.store(*s, Ordering::Relaxed);
+        }
+        slot.len.store(n, Ordering::Release);
+        n
+    }
+
+    /// Samples in player `i` now.
+    pub fn len(&self, i: usize) -> usize {
+        self.slots.get(i).map_or(0, |s| s.len.load(Ordering::Acquire))
+    }
 }
 
 impl PromptLibrary {
@@ -62,7 +132,52 @@ impl PromptLibrary {
         }
         let prompts =
             prompts.into_iter().map(|(name, s)| Prompt { name, samples: s.into() }).collect();
-        Ok(PromptLibrary { prompts: Arc::new(prompts) })
+        Ok(PromptLibrary { prompts: Arc::new(prompts), players: None })
+    }
+
+    /// This library with `players` attached (played as [`PLAYER_BASE`]` + i`).
+    ///
+    /// # Errors
+    /// [`PromptError::TooMany`] when the library's own prompts reach into the players' ids.
+    pub fn with_players(mut self, players: PromptPlayers) -> Result<Self, PromptError> {
+        if self.prompts.len() > usize::from(PLAYER_BASE) {
+            return Err(PromptError::TooMany(self.prompts.len()));
+        }
+        self.players = Some(players);
+        Ok(self)
+    }
+
+    /// Whether `id` can be played (a prompt, or an attached player).
+    pub fn contains(&self, id: PromptId) -> bool {
+        usize::from(id.0) < self.prompts.len() || self.player(id).is_some()
+    }
+
+    fn player(&self, id: PromptId) -> Option<&PlayerSlot> {
+        let i = id.0.checked_sub(PLAYER_BASE)?;
+        self.players.as_ref()?.slots.get(usize::from(i))
+    }
+
+    /// Fill `out` with prompt `id` from sample `pos` on (from the start again at the end when
+    /// `repeat`, silence after the end otherwise). Returns the next position and whether a
+    /// non-repeating prompt has ended.
+    ///
+    /// # Real-time
+    /// Never blocks or allocates.
+    #[inline]
+    pub fn fill(&self, id: PromptId, pos: usize, repeat: bool, out: &mut [i16]) -> (usize, bool) {
+        out.fill(0);
+        if let Some(p) = self.prompts.get(usize::from(id.0)) {
+            return copy_prompt(out, pos, repeat, p.samples.len(), |d, from| {
+                d.copy_from_slice(&p.samples[from..from + d.len()]);
+            });
+        }
+        let Some(slot) = self.player(id) else { return (pos, true) };
+        let len = slot.len.load(Ordering::Acquire).min(slot.samples.len());
+        copy_prompt(out, pos, repeat, len, |d, from| {
+            for (x, a) in d.iter_mut().zip(&slot.samples[from..]) {
+                *x = a.load(Ordering::Relaxed);
+            }
+        })
     }
 
     /// Load WAV files; prompt `i` is `paths[i]`, named after the file stem.
@@ -104,6 +219,34 @@ impl PromptLibrary {
     pub fn find(&self, name: &str) -> Option<PromptId> {
         self.prompts.iter().position(|p| p.name == name).map(|i| PromptId(i as u16))
     }
+}
+
+/// Copy a prompt of `len` samples into `out` from `pos` with `copy(dest, from)`.
+#[inline]
+fn copy_prompt(
+    out: &mut [i16],
+    mut pos: usize,
+    repeat: bool,
+    len: usize,
+    mut copy: impl FnMut(&mut [i16], usize),
+) -> (usize, bool) {
+    if len == 0 {
+        return (pos, true);
+    }
+    let mut i = 0;
+    while i < out.len() {
+        if pos >= len {
+            if !repeat {
+                break;
+            }
+            pos = 0;
+        }
+        let take = (out.len() - i).min(len - pos);
+        copy(&mut out[i..i + take], pos);
+        i += take;
+        pos += take;
+    }
+    (pos, !repeat && pos >= len)
 }
 
 /// Decode one WAV file to 16-bit linear samples.
@@ -258,5 +401,33 @@ mod tests {
         std::fs::write(&junk, b"hello world, not a wav").unwrap();
         let e = PromptLibrary::load(&[&junk]).unwrap_err().to_string();
         assert!(e.contains("junk.wav") && e.contains("RIFF"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod player_tests {
+    use super::*;
+
+    #[test]
+    fn players_play_what_was_loaded_and_prompts_still_play() {
+        let lib = PromptLibrary::from_samples(vec![("a".into(), vec![1, 2, 3])]).unwrap();
+        let players = PromptPlayers::new(2, 5);
+        let lib = lib.with_players(players.clone()).unwrap();
+        let p1 = players.id(1).unwrap();
+        assert_eq!(p1, PromptId(PLAYER_BASE + 1));
+        assert!(lib.contains(PromptId(0)) && lib.contains(p1));
+        assert!(!lib.contains(PromptId(1)) && players.id(2).is_none());
+        let mut out = [9i16; 4];
+        // An empty player ends at once.
+        assert_eq!(lib.fill(p1, 0, false, &mut out), (0, true));
+        assert_eq!(players.load(1, &[5, 6, 7, 8, 9, 10]), 5, "cut to the capacity");
+        assert_eq!(players.len(1), 5);
+        assert_eq!(lib.fill(p1, 0, false, &mut out), (4, false));
+        assert_eq!(out, [5, 6, 7, 8]);
+        assert_eq!(lib.fill(p1, 4, false, &mut out), (5, true));
+        assert_eq!(out, [9, 0, 0, 0]);
+        assert_eq!(lib.fill(PromptId(0), 1, true, &mut out), (2, false));
+        assert_eq!(out, [2, 3, 1, 2]);
+        assert_eq!(lib.fill(PromptId(7), 0, false, &mut out), (0, true));
     }
 }

@@ -179,6 +179,27 @@ fn conference_is_n_minus_one_and_saturates() {
 }
 
 #[test]
+fn a_room_where_everyone_is_muted_is_silent() {
+    let (mut e, mut h) = engine(&[HLaw::Alaw; 2], EngineConfig::default());
+    for i in 0..2 {
+        h.send(EngineCommand::ConfJoin(ConfId(1), c(i), ConfMode::TalkListen)).unwrap();
+    }
+    e.card_mut().rx[0] = level(5000).0;
+    e.card_mut().rx[1] = level(5000).0;
+    e.tick().unwrap();
+    e.tick().unwrap();
+    assert_ne!(e.card().tx[0], [alaw_encode(0); 8]);
+    // Mute both (rejoin listen-only): the last mix must not linger.
+    for i in 0..2 {
+        h.send(EngineCommand::ConfJoin(ConfId(1), c(i), ConfMode::ListenOnly)).unwrap();
+    }
+    e.tick().unwrap();
+    e.tick().unwrap();
+    assert_eq!(e.card().tx[0], [alaw_encode(0); 8]);
+    assert_eq!(e.card().tx[1], [alaw_encode(0); 8]);
+}
+
+#[test]
 fn lone_member_never_hears_itself() {
     let (mut e, mut h) = engine(&[HLaw::Alaw; 2], EngineConfig::default());
     h.send(EngineCommand::ConfJoin(ConfId(0), c(0), ConfMode::TalkListen)).unwrap();

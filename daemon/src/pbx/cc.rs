@@ -11,7 +11,7 @@
 //!   none); `agent:` queues with that agent preferred; `extension:` rings as a DID would;
 //!   `busy` rejects; `message:` answers, plays the prompt and clears; `hangup` clears;
 //!   `fax:` moves the call to the fax destination; `callback:` registers a callback for the
-//!   ANI and clears; `voicemail:` is not built yet: the call is cleared and the reason logged.
+//!   ANI and clears; `voicemail:` leaves a message in the mailbox (`voicemail.rs`).
 //! - ACD actions become calls: ringing the agent's logged-in extension (when the phone is busy
 //!   the ring waits for it until the ACD's ring timeout), bridging caller and agent,
 //!   overflow, callback offers and dial-outs on the number's normal route.
@@ -53,6 +53,8 @@ pub(super) enum Mode {
     Greeting(Destination),
     /// A callback offer ringing an agent's phone.
     Offer(CallbackId),
+    /// Talking to the callback attendant (`cc_callback.rs`).
+    Attendant,
     /// A callback dial-out from an agent's phone.
     DialOut(AgentId, CallbackId),
     /// Somewhere else (an extension, a rejected call).
@@ -137,12 +139,17 @@ pub(super) struct CallCenter {
     offers: HashMap<CallbackId, CallId>,
     /// Each agent's last reported state and call.
     pub(super) last_state: Vec<(AgentState, Option<CallId>)>,
-    /// Sticky routing: (ANI, queue name) → (agent number, tick of the call's end).
-    last_agent: HashMap<(String, String), (String, Tick)>,
+    /// Sticky routing: (ANI, queue name) → (agent number, UTC ms of the call's end); seeded
+    /// from the store's CDRs at start ([`Pbx::seed_last_agents`]).
+    last_agent: HashMap<(String, String), (String, i64)>,
     /// Callback requests as last recorded, to record their progress.
     pub(super) callbacks: HashMap<CallbackId, crate::store::CallbackRecord>,
     /// Supervisors listening to, whispering to or barged in on agents' calls.
     pub(super) monitors: Vec<super::cc_supervise::Monitor>,
+    /// Callers talking to the callback attendant.
+    pub(super) attendants: super::cc_callback::Attendants,
+    /// The longest `sticky_days` of the inbound rules.
+    sticky_days: u32,
 }
 
 /// Every prompt file the configuration names (IVR nodes, messages, greetings, music on hold).
@@ -178,6 +185,8 @@ fn prompt_paths(cfg: &Config) -> Vec<PathBuf> {
     v.extend(cfg.holidays.iter().filter_map(|h| h.greeting.clone()));
     v.extend(cfg.queues.iter().filter_map(|q| q.music_on_hold.clone()));
     v.extend(cfg.queues.iter().flat_map(crate::config::callcenter::announce_files));
+    v.extend(cfg.callback.prompt_files());
+    v.extend(crate::config::conference::prompt_files(cfg));
     let mut seen = std::collections::HashSet::new();
     v.retain(|p| seen.insert(p.clone()));
     v
@@ -216,7 +225,6 @@ impl CallCenter {
             ivr,
             acd,
             agents: cfg.agents.clone(),
-            prompts,
             library,
             calls: HashMap::new(),
             pending_rings: Vec::new(),
@@ -227,6 +235,11 @@ impl CallCenter {
             last_agent: HashMap::new(),
             callbacks: HashMap::new(),
             monitors: Vec::new(),
+            sticky_days: cfg.inbound.iter().filter_map(|r| r.sticky_days).max().unwrap_or(0),
+            attendants: super::cc_callback::Attendants::new(&cfg.callback, |p| {
+                prompts.get(p).copied()
+            }),
+            prompts,
         })
     }
 
@@ -235,7 +248,7 @@ impl CallCenter {
         self.library.clone()
     }
 
-    fn prompt(&self, p: &Path) -> Option<PromptId> {
+    pub(super) fn prompt(&self, p: &Path) -> Option<PromptId> {
         self.prompts.get(p).copied()
     }
 
@@ -252,7 +265,7 @@ impl Pbx {
     }
 
     /// The call-center destination mode of call `id`, for tests and `show`: `ivr`, `queued`,
-    /// `agent`, `message`, `greeting`, `offer`, `dial_out`, `other`.
+    /// `agent`, `message`, `greeting`, `offer`, `dial_out`, `callback_attendant`, `other`.
     pub fn cc_mode(&self, id: CallId) -> Option<&'static str> {
         self.cc.calls.get(&id).map(|c| match c.mode {
             Mode::Ivr => "ivr",
@@ -262,8 +275,31 @@ impl Pbx {
             Mode::Greeting(_) => "greeting",
             Mode::Offer(_) => "offer",
             Mode::DialOut(..) => "dial_out",
+            Mode::Attendant => "callback_attendant",
             Mode::Other => "other",
         })
+    }
+
+    /// Sticky routing: who served whom, from the store's CDRs, as
+    /// `(caller, queue name, agent, ended UTC ms)`; a later call in this run overrides them.
+    pub fn seed_last_agents(&mut self, rows: Vec<(String, String, String, i64)>) {
+        for (caller, queue, agent, ended_ms) in rows {
+            let e = self.cc.last_agent.entry((caller, queue)).or_insert((agent.clone(), ended_ms));
+            if e.1 < ended_ms {
+                *e = (agent, ended_ms);
+            }
+        }
+    }
+
+    /// The agent who last served `caller` from queue `queue` (by name), and when the call
+    /// ended (UTC ms), as sticky routing knows it.
+    pub fn last_agent(&self, caller: &str, queue: &str) -> Option<(String, i64)> {
+        self.cc.last_agent.get(&(caller.to_string(), queue.to_string())).cloned()
+    }
+
+    /// The longest `sticky_days` of the inbound rules, in days (0: no rule is sticky).
+    pub fn sticky_days(&self) -> u32 {
+        self.cc.sticky_days
     }
 
     /// The call-center call ids in progress (ascending).
@@ -275,7 +311,8 @@ impl Pbx {
 
     /// Earliest IVR or ACD timer.
     pub(super) fn cc_timeout(&self) -> Option<Tick> {
-        self.cc.ivr.next_deadline().into_iter().chain(self.cc.acd.poll_timeout()).min()
+        let ivr = self.cc.ivr.next_deadline();
+        ivr.into_iter().chain(self.cc.acd.poll_timeout()).chain(self.cc.attendants.next_due()).min()
     }
 
     /// Run the IVR and ACD timers due at `now`.
@@ -285,6 +322,9 @@ impl Pbx {
         }
         if self.cc.acd.poll_timeout().is_some_and(|t| t <= now) {
             self.cc.acd.tick(now);
+        }
+        if self.cc.attendants.next_due().is_some_and(|t| t <= now) {
+            self.cba_tick(now);
         }
     }
 
@@ -296,12 +336,13 @@ impl Pbx {
         let ani_ok = !ani.is_empty() && ani.bytes().all(|b| b.is_ascii_digit());
         let call = InboundCall { dnis, ani: ani_ok.then_some(ani.as_str()) };
         let now = LocalTime::new(self.wall_base_s + (self.now / 1000) as i64);
-        let (acd, last, tick) = (&self.cc.acd, &self.cc.last_agent, self.now);
+        let (acd, last, now_ms) = (&self.cc.acd, &self.cc.last_agent, self.utc_ms(self.now));
         let lookup = |ani: &str, queue: &str, max_age_s: u64| -> Option<String> {
             let q = acd.queue_by_number(queue)?;
             let name = acd.queue_config(q)?.name.clone();
             let (agent, at) = last.get(&(ani.to_string(), name))?;
-            (tick.saturating_sub(*at) <= max_age_s.saturating_mul(1000)).then(|| agent.clone())
+            let age_ms = now_ms.saturating_sub(*at).max(0) as u64;
+            (age_ms <= max_age_s.saturating_mul(1000)).then(|| agent.clone())
         };
         let Some(d) = router.route(&call, now, &lookup) else { return CcRouted::Default };
         tracing::info!(call = id, %dnis, ani = %ani, "inbound: {}", d.reason());
@@ -349,7 +390,7 @@ impl Pbx {
         }
         if let Some(c) = self.calls.get_mut(&id) {
             c.answered = Some(now);
-            c.state = CallState::Connected;
+            c.set_state(CallState::Connected);
             c.timer = None;
         }
         self.update_detectors(a);
@@ -376,7 +417,7 @@ impl Pbx {
     }
 
     /// Collect DTMF from call `id`'s trunk leg (`on`) or stop.
-    fn cc_dtmf(&mut self, id: CallId, on: bool) {
+    pub(super) fn cc_dtmf(&mut self, id: CallId, on: bool) {
         let Some(a) = self.calls.get(&id).map(|c| c.a) else { return };
         if let Some(cc) = self.cc.calls.get_mut(&id) {
             cc.dtmf = on;
@@ -399,8 +440,14 @@ impl Pbx {
     pub(super) fn cc_digit(&mut self, chan: ChannelId, digit: char) -> bool {
         let Some(id) = self.lines[chan.index()].call else { return false };
         let Some(cc) = self.cc.calls.get(&id) else { return false };
-        if cc.mode != Mode::Ivr || self.calls.get(&id).is_none_or(|c| c.a != chan) {
+        if !matches!(cc.mode, Mode::Ivr | Mode::Attendant)
+            || self.calls.get(&id).is_none_or(|c| c.a != chan)
+        {
             return false;
+        }
+        if cc.mode == Mode::Attendant {
+            self.cba_digit(id, digit);
+            return true;
         }
         self.cc.ivr.digit(id, digit, self.now);
         true
@@ -409,6 +456,9 @@ impl Pbx {
     /// A prompt ended on `chan`: the call center's when it played one there.
     pub(super) fn cc_play_done(&mut self, chan: ChannelId) -> bool {
         let Some(id) = self.lines[chan.index()].call else { return false };
+        if self.cc.attendants.calls.contains_key(&id) {
+            return self.cba_play_done(id);
+        }
         let Some(cc) = self.cc.calls.get_mut(&id) else { return false };
         if let Some(rest) = cc.announce.as_mut() {
             match rest.pop_front() {
@@ -445,7 +495,7 @@ impl Pbx {
     }
 
     /// Clear call `id` from our side, noting `why` for its record.
-    fn cc_clear(&mut self, id: CallId, why: &str) {
+    pub(super) fn cc_clear(&mut self, id: CallId, why: &str) {
         let Some(a) = self.calls.get(&id).map(|c| c.a) else { return };
         self.cdr.note(id, why);
         self.leg_gone(a);
@@ -544,11 +594,7 @@ impl Pbx {
                 }
             }
             Destination::Extension(n) => self.cc_extension(id, &n),
-            Destination::Voicemail(mailbox) => {
-                tracing::info!(call = id, %mailbox, "voicemail is not built yet: clearing the call");
-                self.set_to(id, &text);
-                self.cc_clear(id, "voicemail not available");
-            }
+            Destination::Voicemail(mailbox) => self.vm_leave(id, &mailbox),
             Destination::Fax(n) => {
                 if let Some(cc) = self.cc.calls.get_mut(&id) {
                     cc.mode = Mode::Other;
@@ -558,14 +604,9 @@ impl Pbx {
             }
             Destination::Callback(queue) => {
                 self.set_to(id, &text);
-                let ani = self.calls.get(&id).map(|c| c.from.clone()).unwrap_or_default();
-                let dialable = !ani.is_empty() && ani.bytes().all(|b| b.is_ascii_digit());
                 match self.cc.acd.queue_by_number(&queue) {
-                    Some(q) if dialable => {
-                        let _ = self.cc.acd.request_callback(q, &ani, self.now);
-                        self.cc_clear(id, "callback requested");
-                    }
-                    _ => self.cc_clear(id, "no callback: no caller number or unknown queue"),
+                    Some(q) => self.cba_start(id, q),
+                    None => self.cc_clear(id, "no callback: unknown queue"),
                 }
             }
             Destination::Busy => {
@@ -591,6 +632,7 @@ impl Pbx {
                 self.set_to(id, &text);
                 self.cc_clear(id, "routed to hangup");
             }
+            Destination::Conference(room) => self.conf_goto(id, &room),
         }
     }
 
@@ -605,7 +647,7 @@ impl Pbx {
         if answered {
             // `answered()` treats the call as new: let it ring like an incoming call.
             if let Some(c) = self.calls.get_mut(&id) {
-                c.state = CallState::Dialing;
+                c.set_state(CallState::Dialing);
             }
         }
         self.dial(id, n, true);
@@ -624,6 +666,12 @@ impl Pbx {
             self.cc_clear(id, "unknown queue");
             return;
         };
+        let busy = self.cc.acd.queue_config(q).and_then(|c| c.callback_trunk_busy_percent);
+        if busy.is_some_and(|pct| self.cba_trunks_busy(id, pct)) {
+            tracing::info!(call = id, queue, "trunks busy: the callback attendant takes the call");
+            self.cba_start(id, q);
+            return;
+        }
         if !self.cc_answer_trunk(id) {
             return;
         }
@@ -675,6 +723,7 @@ impl Pbx {
     pub(super) fn cc_call_gone(&mut self, c: &super::Call, chan: ChannelId) {
         let (id, a) = (c.id, c.a);
         self.cc_supervise_gone(id);
+        self.cba_gone(id);
         let Some(cc) = self.cc.calls.remove(&id) else { return };
         let now = self.now;
         match cc.mode {
@@ -687,7 +736,8 @@ impl Pbx {
                 if let (Some(name), Some(status)) = (&cc.queue_name, self.cc.acd.agent(agent)) {
                     if !c.from.is_empty() {
                         let key = (c.from.clone(), name.clone());
-                        self.cc.last_agent.insert(key, (status.number, now));
+                        let ended_ms = self.utc_ms(now);
+                        self.cc.last_agent.insert(key, (status.number, ended_ms));
                     }
                 }
                 match phone {
@@ -708,7 +758,7 @@ impl Pbx {
             Mode::Offer(cb) => {
                 self.cc.offers.remove(&cb);
             }
-            Mode::Message | Mode::Greeting(_) | Mode::Other => {}
+            Mode::Message | Mode::Greeting(_) | Mode::Attendant | Mode::Other => {}
         }
     }
 
@@ -905,7 +955,7 @@ impl Pbx {
                 let Some(c) = self.calls.get_mut(&call) else { return };
                 c.ringing.retain(|r| *r != phone);
                 c.b = Some(phone);
-                c.state = CallState::Connected;
+                c.set_state(CallState::Connected);
                 c.timer = None;
                 let a = c.a;
                 self.lines[phone.index()].call = Some(call);
@@ -977,18 +1027,11 @@ impl Pbx {
         match target {
             OverflowTarget::Queue(_) => {}
             OverflowTarget::Extension(n) => self.cc_extension(call, &n),
-            OverflowTarget::Voicemail(_) => {
-                self.cc_goto(call, Destination::Voicemail(String::new()));
+            OverflowTarget::Voicemail(b) => {
+                let own = self.cc.acd.queue_config(queue).map(|c| c.number.clone());
+                self.cc_goto(call, Destination::Voicemail(b.or(own).unwrap_or_default()));
             }
-            OverflowTarget::Callback => {
-                let ani = self.calls.get(&call).map(|c| c.from.clone()).unwrap_or_default();
-                if !ani.is_empty() && ani.bytes().all(|b| b.is_ascii_digit()) {
-                    let _ = self.cc.acd.request_callback(queue, &ani, self.now);
-                    self.cc_clear(call, "callback requested");
-                } else {
-                    self.cc_clear(call, "no callback: no caller number");
-                }
-            }
+            OverflowTarget::Callback => self.cba_start(call, queue),
             OverflowTarget::Hangup => self.cc_clear(call, "queue overflow"),
         }
     }
@@ -1016,7 +1059,7 @@ impl Pbx {
         };
         self.lines[phone.index()].call = Some(id);
         if let Some(c) = self.calls.get_mut(&id) {
-            c.state = CallState::Ringing;
+            c.set_state(CallState::Ringing);
             c.ringing = vec![phone];
         }
         if !rung {
@@ -1052,7 +1095,7 @@ impl Pbx {
         }
         if let Some(c) = self.calls.get_mut(&id) {
             c.ringing.clear();
-            c.state = CallState::Dialing;
+            c.set_state(CallState::Dialing);
             c.direction = Direction::Internal;
         }
         self.set_to(id, number);

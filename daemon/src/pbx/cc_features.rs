@@ -138,7 +138,7 @@ impl Pbx {
         };
         self.set_to(id, code);
         if let Some(c) = self.calls.get_mut(&id) {
-            c.state = CallState::Failed;
+            c.set_state(CallState::Failed);
             c.timer = None;
         }
         self.detect(a, Detectors::NONE);

@@ -7,11 +7,11 @@
 //! `ready`; a call answered `talk_start`; its end `talk_end` (then `wrapup_start`, and
 //! `wrapup_end` when the wrap-up is over); a ring that timed out `no_answer` then `not_ready`.
 
+use super::events::EventBody;
 use super::Pbx;
 use crate::callcenter::acd::{self, AgentId, AgentState, QueueEvent, ReasonCode, Work};
 use crate::callcenter::ivr::{IvrExit, IvrStep};
 use crate::config::callcenter_routing::Destination;
-use super::events::EventBody;
 use crate::store::{self, AgentEventKind, CallbackRecord};
 
 /// The store's name for a not-ready reason.

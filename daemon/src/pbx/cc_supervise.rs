@@ -7,6 +7,11 @@
 //! | `*32<agent>#` | whisper (coach) | caller + agent | caller + supervisor | agent |
 //! | `*33<agent>#` | barge (three-way) | caller + agent | caller + supervisor | agent + supervisor |
 //! | `*34<agent>#` | force release | confirmation tone | busy tone | (cleared) |
+//! | `*35<agent>*<dest>#` | force transfer | confirmation tone | busy tone | ringback / music |
+//!
+//! A forced transfer moves the caller to `<dest>`: a queue number (the caller waits in that
+//! queue) or an extension or hunt group number (it rings; refused when the extension is busy or
+//! has do-not-disturb on). The call keeps its id and call data (`phonefeat.rs`).
 //!
 //! A refused code (unknown agent, not permitted, agent not on a call, already supervised)
 //! gives congestion tone. When the supervised call ends the supervisor hears busy tone; when
@@ -60,6 +65,7 @@ fn parse(digits: &str, complete: bool) -> Code {
         "2" => SupervisorOp::Whisper,
         "3" => SupervisorOp::Barge,
         "4" => SupervisorOp::ForceRelease,
+        "5" => return parse_transfer(args, complete),
         _ => return Code::No,
     };
     match args.strip_suffix('#') {
@@ -69,6 +75,23 @@ fn parse(digits: &str, complete: bool) -> Code {
         Some(_) => Code::Invalid,
         None if complete || args.contains('#') => Code::Invalid,
         None => Code::Incomplete,
+    }
+}
+
+/// Parse the arguments of `*35`: `<agent>*<destination>#`.
+fn parse_transfer(args: &str, complete: bool) -> Code {
+    let Some(body) = args.strip_suffix('#') else {
+        return if complete || args.contains('#') { Code::Invalid } else { Code::Incomplete };
+    };
+    match body.split_once('*') {
+        Some((agent, dest))
+            if !agent.is_empty()
+                && !dest.is_empty()
+                && agent.bytes().chain(dest.bytes()).all(|b| b.is_ascii_digit()) =>
+        {
+            Code::Op(SupervisorOp::ForceTransfer(dest.to_string()), agent.to_string())
+        }
+        _ => Code::Invalid,
     }
 }
 
@@ -89,7 +112,7 @@ impl Pbx {
         };
         self.set_to(id, digits.get(..3).unwrap_or(digits));
         if let Some(c) = self.calls.get_mut(&id) {
-            c.state = CallState::Failed;
+            c.set_state(CallState::Failed);
             c.timer = None;
         }
         self.detect(a, Detectors::NONE);
@@ -99,7 +122,8 @@ impl Pbx {
             (_, None, _) => Err("no agent logged in here".to_string()),
             (_, _, None) => Err(format!("unknown agent {agent}")),
             (Some(op), Some(sup), Some(target)) => {
-                let monitors = !matches!(op, SupervisorOp::ForceRelease);
+                let monitors =
+                    !matches!(op, SupervisorOp::ForceRelease | SupervisorOp::ForceTransfer(_));
                 if monitors && self.cc.monitors.iter().any(|m| m.agent == target) {
                     Err("the agent's call is already supervised".to_string())
                 } else {
@@ -158,9 +182,15 @@ impl Pbx {
                 self.set_source(sup_phone, Source::Tone(super::cc_features::confirmation_tone()));
                 self.leg_gone(caller);
             }
-            SupervisorOp::ForceTransfer(_) => {
-                tracing::info!(?s, "forced transfer has no feature code and is not carried out");
-                self.tone(sup_phone, ProgressTone::Congestion);
+            SupervisorOp::ForceTransfer(dest) => {
+                if self.pf_force_transfer(agent_call, caller, agent, &dest) {
+                    let beeps = Source::Tone(super::cc_features::confirmation_tone());
+                    self.set_source(sup_phone, beeps);
+                } else {
+                    tracing::info!(call = agent_call, %dest, "forced transfer refused");
+                    self.cdr.note(sup_call, "agent feature code refused");
+                    self.tone(sup_phone, ProgressTone::Congestion);
+                }
             }
             op => {
                 tracing::info!(call = agent_call, agent = %s.agent_extension, ?op, "supervising");
@@ -237,7 +267,15 @@ mod tests {
         assert_eq!(parse("*31#", false), Code::Invalid);
         assert_eq!(parse("*31101", true), Code::Invalid);
         assert_eq!(parse("*311*1#", false), Code::Invalid);
-        assert_eq!(parse("*35101#", false), Code::No);
+        assert_eq!(parse("*36101#", false), Code::No);
+        assert_eq!(parse("*35101*2003", false), Code::Incomplete);
+        assert_eq!(parse("*35101*2003", true), Code::Invalid);
+        assert_eq!(
+            parse("*35101*2003#", false),
+            Code::Op(SupervisorOp::ForceTransfer("2003".into()), "101".into())
+        );
+        assert_eq!(parse("*35101#", false), Code::Invalid);
+        assert_eq!(parse("*35*2003#", false), Code::Invalid);
         assert_eq!(parse("*21101*1234#", false), Code::No);
         assert_eq!(parse("2001", false), Code::No);
     }

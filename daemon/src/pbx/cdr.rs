@@ -53,6 +53,9 @@ fn cause_code(why: &str) -> &'static str {
         "trunk group has no incoming target" => "not_routed",
         "card command failed" | "card gone" => "card_error",
         "agent feature code" | "agent feature code refused" => "feature_code",
+        "phone feature code" | "phone feature code refused" | "call pickup" => "feature_code",
+        "transferred" => "transferred",
+        "recall not answered" | "transfer not answered" => "no_answer",
         "rejected: busy" => "busy",
         _ => "failed",
     }
@@ -82,7 +85,7 @@ impl Pbx {
     }
 
     /// Call `c` ended because leg `chan` went away: queue its record.
-    pub(super) fn cdr_call_ended(&mut self, c: &Call, chan: ChannelId) {
+    pub(super) fn cdr_call_ended(&mut self, c: &mut Call, chan: ChannelId) {
         let note = self.cdr.notes.remove(&c.id);
         let dnis = self.cdr.dnis.remove(&c.id);
         // Forget notes of calls long gone (a note is only ever left by a call that ended
@@ -95,7 +98,9 @@ impl Pbx {
         let mut rec = self.build_cdr(c, chan, note, self.now);
         rec.dnis = dnis;
         self.cc_fill_cdr(c.id, &mut rec);
+        self.pf_fill_cdr(c.id, &mut rec);
         self.rec_call_ended(c, &mut rec);
+        self.publish_call_ended(c, &rec);
         if self.cdr.queue.len() >= MAX_QUEUED {
             self.cdr.dropped += 1;
             return;
@@ -118,15 +123,10 @@ impl Pbx {
             Direction::Outbound => c.b,
             Direction::Internal => None,
         };
-        let trunk_group = trunk_leg.and_then(|t| match self.lines[t.index()].kind {
-            LineKind::Fxo { group, .. } => self.trunk_groups.get(group).map(|g| g.name.clone()),
-            LineKind::Bchan { pri, .. } => self
-                .pri
-                .get(pri)
-                .and_then(|p| self.trunk_groups.get(p.group))
-                .map(|g| g.name.clone()),
-            _ => None,
-        });
+        let trunk_group = trunk_leg
+            .and_then(|t| self.trunk_group_of(t))
+            .and_then(|g| self.trunk_groups.get(g))
+            .map(|g| g.name.clone());
         let extension_leg = match c.direction {
             Direction::Outbound => Some(c.a),
             _ => c.b,

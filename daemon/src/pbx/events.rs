@@ -30,9 +30,10 @@ pub struct PbxEvent {
     pub body: EventBody,
 }
 
-/// What happened. Serialised with an `event` tag in snake case (`{"event":"call_state",…}`).
+/// What happened. Serialised as the kind in snake case and its fields
+/// (`{"event":"call_state","data":{"call":7,…}}`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
 pub enum EventBody {
     /// A call began on `line` (a port name such as `sim0/fxs1` or `sim0/span1/3`).
     CallStarted {
@@ -63,9 +64,11 @@ pub enum EventBody {
     CallEnded {
         /// The call.
         call: CallId,
-        /// Why: `normal`, `busy`, `no_answer`, `congestion`, `abandoned`, `rejected`, … (the
-        /// CDR's disposition).
+        /// The CDR's cause (`normal_clearing`, `user_busy`, `no_answer`, …).
         cause: String,
+        /// Which side hung up, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hangup_side: Option<store::HangupSide>,
     },
     /// A queue event (enter, answer, abandon, timeout, overflow, callback).
     Queue(store::QueueEvent),
@@ -77,6 +80,120 @@ pub enum EventBody {
     Callback(store::CallbackRecord),
     /// A call recording was finished and filed.
     Recording(store::RecordingRecord),
+    /// A voicemail message was left (or changed: heard).
+    Voicemail(store::VoicemailRecord),
+    /// A voicemail message was deleted.
+    VoicemailDeleted {
+        /// The mailbox.
+        mailbox: String,
+        /// The message.
+        id: i64,
+    },
+    /// Message waiting changed for a mailbox's owner: `unheard` messages wait now.
+    Mwi {
+        /// The mailbox.
+        mailbox: String,
+        /// The owner's extension.
+        extension: String,
+        /// Unheard messages.
+        unheard: u32,
+    },
+    /// A party joined a conference room.
+    ConferenceJoined {
+        /// The room's number.
+        room: String,
+        /// The member number in the room.
+        member: u32,
+        /// The party's call.
+        call: CallId,
+        /// The party's line.
+        line: String,
+        /// Joined with the moderator PIN.
+        moderator: bool,
+    },
+    /// A party left a conference room (hung up or was kicked).
+    ConferenceLeft {
+        /// The room's number.
+        room: String,
+        /// The member number in the room.
+        member: u32,
+        /// The party's call.
+        call: CallId,
+        /// The party's line.
+        line: String,
+    },
+    /// A conference party was muted or unmuted.
+    ConferenceMuted {
+        /// The room's number.
+        room: String,
+        /// The member number in the room.
+        member: u32,
+        /// The party's call.
+        call: CallId,
+        /// Muted now (listens only).
+        muted: bool,
+    },
+    /// A party was put on hold by a hook flash on `line` (it hears music on hold).
+    CallHeld {
+        /// The held call.
+        call: CallId,
+        /// The phone that flashed.
+        line: String,
+    },
+    /// The phone on `line` is back with the held party of `call`.
+    CallRetrieved {
+        /// The call.
+        call: CallId,
+        /// The phone.
+        line: String,
+    },
+    /// `call` was transferred from the extension on `from_line` to `to_line` (a port, or
+    /// `queue:<number>`); it keeps its id and call data.
+    CallTransferred {
+        /// The call.
+        call: CallId,
+        /// The line that transferred (or whose call a supervisor moved).
+        from_line: String,
+        /// Where the call went.
+        to_line: String,
+        /// Blind, attended or forced.
+        kind: TransferKind,
+    },
+    /// The phone on `line` joined held `call` and consultation `consult` in a three-way call.
+    ThreeWay {
+        /// The held call.
+        call: CallId,
+        /// The consultation call.
+        consult: CallId,
+        /// The phone that flashed.
+        line: String,
+    },
+    /// The phone on `line` picked up ringing `call`.
+    CallPickedUp {
+        /// The call.
+        call: CallId,
+        /// The picking phone.
+        line: String,
+    },
+    /// Do-not-disturb of `extension` was turned on or off.
+    Dnd {
+        /// The extension number.
+        extension: String,
+        /// On now.
+        on: bool,
+    },
+}
+
+/// How a call was transferred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    /// The transferring phone hung up while the target rang.
+    Blind,
+    /// The transferring phone hung up after the target answered (or in a three-way call).
+    Attended,
+    /// A supervisor moved an agent's call (`*35`).
+    Forced,
 }
 
 impl EventBody {
@@ -88,8 +205,20 @@ impl EventBody {
             EventBody::Ivr(s) => Some(Record::IvrStep(s.clone())),
             EventBody::Callback(c) => Some(Record::Callback(c.clone())),
             EventBody::Recording(r) => Some(Record::Recording(r.clone())),
+            EventBody::Voicemail(v) => Some(Record::Voicemail(v.clone())),
+            EventBody::VoicemailDeleted { id, .. } => Some(Record::VoicemailDeleted(*id)),
+            EventBody::Mwi { .. } => None,
             EventBody::CallStarted { .. } | EventBody::CallState { .. } => None,
             EventBody::CallEnded { .. } => None,
+            EventBody::ConferenceJoined { .. }
+            | EventBody::ConferenceLeft { .. }
+            | EventBody::ConferenceMuted { .. } => None,
+            EventBody::CallHeld { .. }
+            | EventBody::CallRetrieved { .. }
+            | EventBody::CallTransferred { .. }
+            | EventBody::ThreeWay { .. }
+            | EventBody::CallPickedUp { .. }
+            | EventBody::Dnd { .. } => None,
         }
     }
 }
@@ -124,6 +253,47 @@ impl Pbx {
         log.events.push_back(PbxEvent { seq: log.next_seq, ts_ms, body });
     }
 
+    /// Publish the state changes calls made while the current event was handled, call by
+    /// call in order.
+    pub(super) fn flush_call_events(&mut self) {
+        let mut due = Vec::new();
+        for c in self.calls.values_mut() {
+            if !c.transitions.is_empty() {
+                due.push((c.id, std::mem::take(&mut c.transitions), c.to.clone(), c.b));
+            }
+        }
+        for (call, states, to, b) in due {
+            self.publish_states(call, states, to, b);
+        }
+    }
+
+    /// Publish `states` of call `call` (called `to`, answered on line `b`).
+    fn publish_states(
+        &mut self,
+        call: CallId,
+        states: Vec<CallState>,
+        to: String,
+        b: Option<cardpbx_hal::ChannelId>,
+    ) {
+        for state in states {
+            let answered_by = (state == CallState::Connected)
+                .then(|| b.map(|b| self.lines[b.index()].port.clone()))
+                .flatten();
+            self.publish(EventBody::CallState { call, state, to: to.clone(), answered_by });
+        }
+    }
+
+    /// Call `c` is over (its CDR `cdr` is written): publish its last state changes and the end.
+    pub(super) fn publish_call_ended(&mut self, c: &mut super::Call, cdr: &store::CdrRecord) {
+        let states = std::mem::take(&mut c.transitions);
+        self.publish_states(c.id, states, c.to.clone(), c.b);
+        self.publish(EventBody::CallEnded {
+            call: c.id,
+            cause: cdr.cause.clone(),
+            hangup_side: cdr.hangup_side,
+        });
+    }
+
     /// UTC milliseconds of tick `t` (the base set with [`Pbx::set_utc_base`] plus the tick).
     pub(super) fn utc_ms(&self, t: u64) -> i64 {
         (self.utc_base_us / 1000) as i64 + t as i64
@@ -131,6 +301,9 @@ impl Pbx {
 
     /// The next event of the stream, oldest first.
     pub fn pop_event(&mut self) -> Option<PbxEvent> {
+        if self.events.events.is_empty() {
+            self.flush_call_events();
+        }
         self.events.events.pop_front()
     }
 

@@ -253,12 +253,13 @@ impl Pbx {
         (self.utc_base_us / 1000) as i64 + t as i64
     }
 
-    /// The trunk group a trunk channel belongs to.
+    /// The trunk group a trunk channel (FXO line, PRI bearer, R2 timeslot) belongs to.
     pub(super) fn trunk_group_of(&self, chan: ChannelId) -> Option<usize> {
         match self.lines.get(chan.index())?.kind {
             LineKind::Fxo { group, .. } => Some(group),
             LineKind::Bchan { pri, .. } => self.pri.get(pri).map(|p| p.group),
-            _ => None,
+            LineKind::R2 { .. } => self.trunk_groups.iter().position(|g| g.lines.contains(&chan)),
+            LineKind::Fxs { .. } | LineKind::None => None,
         }
     }
 
@@ -339,7 +340,7 @@ impl Pbx {
         if let Some(c) = self.calls.get_mut(&id) {
             c.fax = true;
             c.fax_until = None;
-            c.state = CallState::Connected;
+            c.set_state(CallState::Connected);
             c.answered.get_or_insert(now);
             c.timer = None;
             c.to = RECEIVE.to_string();

@@ -14,19 +14,23 @@
 //! queues, IVR, PRI and R2 trunks.
 
 mod cc;
+mod cc_callback;
 mod cc_features;
 mod cc_records;
 mod cc_supervise;
 mod cdr;
+pub mod conference;
 mod dial;
 pub mod events;
 mod fax;
+mod phonefeat;
 mod pri;
 mod r2;
 mod reconfig;
 mod recording;
 mod snapshot;
 mod trunk;
+mod voicemail;
 
 use crate::config::model::{CallerIdFormat, Config, HuntStrategy, PortKind, TrunkHunt};
 use crate::engine::api::{CidFrame, Detectors, EngineCommand, EngineEvent, FskBurst, Source};
@@ -227,6 +231,19 @@ struct Call {
     fax_until: Option<Tick>,
     /// The call was moved to the fax destination.
     fax: bool,
+    /// State changes not yet published on the event stream (see [`Call::set_state`]).
+    transitions: Vec<CallState>,
+}
+
+impl Call {
+    /// Move the call to `state`; the change is published on the event stream when call
+    /// control finishes handling the current event (`Pbx::flush_call_events`).
+    fn set_state(&mut self, state: CallState) {
+        if self.state != state {
+            self.state = state;
+            self.transitions.push(state);
+        }
+    }
 }
 
 struct HuntGroup {
@@ -317,6 +334,12 @@ pub struct Pbx {
     rec: recording::RecCtl,
     /// The event stream (`events.rs`).
     events: events::EventLog,
+    /// Meet-me conference rooms (`conference.rs`).
+    conf: conference::ConfCtl,
+    /// Hold, transfer, pickup and do-not-disturb (`phonefeat.rs`).
+    pf: phonefeat::PhoneFeat,
+    /// Voicemail boxes, messages and message waiting (`voicemail.rs`).
+    vm: voicemail::VmCtl,
 }
 
 /// A span's settings and alarms as call control knows them.
@@ -539,6 +562,9 @@ impl Pbx {
             fax: fax::FaxCtl::new(cfg),
             rec: recording::RecCtl::new(cfg, EngineConfig::default().recording_slots),
             events: events::EventLog::default(),
+            conf: conference::ConfCtl::new(cfg, EngineConfig::default().conferences),
+            pf: phonefeat::PhoneFeat::new(cfg),
+            vm: voicemail::VmCtl::new(cfg, EngineConfig::default().recording_slots),
         };
         // Bring every span into service with its line settings (defaults for spans the
         // configuration does not mention); the card answers with its alarms.
@@ -593,7 +619,7 @@ impl Pbx {
             tone_plan: self.plan.clone(),
             echo_channels,
             echo,
-            prompts: self.cc.library(),
+            prompts: self.vm.attach(self.cc.library()),
             fax_ports: self.fax.ports(),
             ..EngineConfig::default()
         }
@@ -636,6 +662,7 @@ impl Pbx {
         }
         self.collect();
         self.cc_pump();
+        self.flush_call_events();
     }
 
     /// The earliest tick at which [`handle_timeout`](Self::handle_timeout) has work to do.
@@ -656,7 +683,9 @@ impl Pbx {
             .chain(self.pri_timeout())
             .chain(self.r2_timeout())
             .chain(self.cc_timeout())
+            .chain(self.vm_timeout())
             .chain(self.fax_timeout())
+            .chain(self.pf_timeout())
             .min()
     }
 
@@ -707,9 +736,12 @@ impl Pbx {
         self.pri_poll(now);
         self.r2_poll(now);
         self.cc_tick(now);
+        self.vm_tick(now);
         self.fax_poll(now);
+        self.pf_poll(now);
         self.collect();
         self.cc_pump();
+        self.flush_call_events();
     }
 
     fn advance(&mut self, now: Tick) {
@@ -784,7 +816,7 @@ impl Pbx {
             progress: connected
                 && (f.hangup_on_busy_tone || (f.call_progress && outbound_unanswered)),
             fax: c.fax_until.is_some() && c.a == chan,
-            dtmf: self.cc_wants_dtmf(chan),
+            dtmf: self.cc_wants_dtmf(chan) || self.vm_wants_dtmf(chan),
             callerid: if c.state == CallState::CallerId { f.fxo_cid } else { None },
             ..Detectors::NONE
         };
@@ -885,6 +917,7 @@ impl Pbx {
         match ev {
             FxsEvent::OffHook => self.originate(chan),
             FxsEvent::Answered => self.answered(chan),
+            FxsEvent::Hangup if self.pf_hangup(chan) => {}
             FxsEvent::Hangup => {
                 let l = &mut self.lines[chan.index()];
                 if l.orphaned {
@@ -894,7 +927,7 @@ impl Pbx {
                     self.leg_gone(chan);
                 }
             }
-            FxsEvent::Flash => tracing::debug!(%chan, "hook flash (no flash features configured)"),
+            FxsEvent::Flash => self.pf_flash(chan),
             FxsEvent::FirstRingEnded => {
                 if self.features.fxs_cid.is_some() && self.lines[chan.index()].call.is_some() {
                     self.lines[chan.index()].cid_due = Some(self.now + CID_AFTER_RING_MS);
@@ -954,7 +987,7 @@ impl Pbx {
         self.calls.get_mut(&id).expect("new call").timer = Some((due, CallTimer::FirstDigit));
         let name = self.extension_names.get(&self.number_of(chan)).cloned();
         self.calls.get_mut(&id).expect("new call").name = name;
-        self.tone(chan, ProgressTone::Dial);
+        self.vm_dial_tone(chan);
         self.detect(chan, Detectors::DTMF);
     }
 
@@ -984,9 +1017,19 @@ impl Pbx {
                 heard_ringback: false,
                 fax_until: None,
                 fax: false,
+                transitions: Vec::new(),
             },
         );
         self.lines[a.index()].call = Some(id);
+        let line = self.lines[a.index()].port.clone();
+        let from = self.calls[&id].from.clone();
+        self.publish(events::EventBody::CallStarted {
+            call: id,
+            direction,
+            from,
+            to: String::new(),
+            line,
+        });
         id
     }
 
@@ -998,7 +1041,11 @@ impl Pbx {
     }
 
     fn on_digit(&mut self, chan: ChannelId, digit: char) {
-        if self.cc_digit(chan, digit) || self.rec_digit(chan, digit) {
+        if self.conf_digit(chan, digit)
+            || self.cc_digit(chan, digit)
+            || self.rec_digit(chan, digit)
+            || self.vm_digit(chan, digit)
+        {
             return;
         }
         let Some(id) = self.lines[chan.index()].call else {
@@ -1029,10 +1076,13 @@ impl Pbx {
 
     /// Act on the digits collected so far; `complete` when no more will come.
     fn dial(&mut self, id: CallId, digits: &str, complete: bool) {
-        if self.fax_dial(id, digits, complete) {
+        if self.fax_dial(id, digits, complete) || self.pf_dial(id, digits, complete) {
             return;
         }
         if self.cc_feature(id, digits, complete) || self.cc_supervise_code(id, digits, complete) {
+            return;
+        }
+        if self.conf_dial(id, digits, complete) || self.vm_feature(id, digits, complete) {
             return;
         }
         match dial::analyse(self, digits, complete) {
@@ -1067,11 +1117,12 @@ impl Pbx {
         let Some(c) = self.calls.get_mut(&id) else { return };
         tracing::debug!(call = id, to = %c.to, why, "call failed");
         self.cdr.note(id, why);
-        c.state = CallState::Failed;
+        c.set_state(CallState::Failed);
         c.timer = None;
         let a = c.a;
         let ringing = std::mem::take(&mut c.ringing);
         self.counters.calls_failed += 1;
+        self.pf_failed(id);
         self.stop_ringing(&ringing);
         for r in ringing {
             self.lines[r.index()].call = None;
@@ -1124,7 +1175,10 @@ impl Pbx {
     }
 
     fn ring_extension(&mut self, id: CallId, chan: ChannelId) {
-        if !self.extension_free(chan) {
+        if !self.extension_free(chan) || self.pf_dnd(chan) {
+            if self.vm_divert(id, chan, true) {
+                return;
+            }
             self.counters.calls_busy += 1;
             self.fail(id, ProgressTone::Busy, "extension busy");
             return;
@@ -1167,7 +1221,7 @@ impl Pbx {
             }
         }
         let Some(c) = self.calls.get_mut(&id) else { return };
-        c.state = CallState::Ringing;
+        c.set_state(CallState::Ringing);
         c.timer = Some(timer);
         c.ringing.extend(rung);
         let a = c.a;
@@ -1201,7 +1255,8 @@ impl Pbx {
                 members.iter().cycle().skip(start).take(members.len()).copied().collect()
             }
         };
-        let free: Vec<ChannelId> = order.into_iter().filter(|c| self.extension_free(*c)).collect();
+        let free: Vec<ChannelId> =
+            order.into_iter().filter(|c| self.extension_free(*c) && !self.pf_dnd(*c)).collect();
         if free.is_empty() {
             self.counters.calls_busy += 1;
             self.fail(id, ProgressTone::Busy, "every hunt group member is busy");
@@ -1234,7 +1289,7 @@ impl Pbx {
         };
         // Skip members that became busy meanwhile.
         loop {
-            if self.extension_free(m) {
+            if self.extension_free(m) && !self.pf_dnd(m) {
                 let timeout = self.hunt_groups[g].ring_timeout_ms;
                 self.start_ringing(id, &[m], (self.now + timeout, CallTimer::HuntNext));
                 return;
@@ -1257,7 +1312,7 @@ impl Pbx {
             self.originate(chan);
             return;
         };
-        if self.cc_agent_answered(chan) {
+        if self.pf_answered(chan) || self.cc_agent_answered(chan) {
             return;
         }
         let now = self.now;
@@ -1270,7 +1325,7 @@ impl Pbx {
         let others: Vec<ChannelId> = c.ringing.iter().copied().filter(|r| *r != chan).collect();
         c.ringing.clear();
         c.b = Some(chan);
-        c.state = CallState::Connected;
+        c.set_state(CallState::Connected);
         c.answered = Some(now);
         c.timer = None;
         let a = c.a;
@@ -1314,6 +1369,9 @@ impl Pbx {
 
     /// Connect two legs both ways, with their echo cancellers and trunk detectors.
     fn bridge(&mut self, a: ChannelId, b: ChannelId) {
+        if self.conf_bridge(a, b) {
+            return;
+        }
         self.set_source(a, Source::Channel(b));
         self.set_source(b, Source::Channel(a));
         for leg in [a, b] {
@@ -1432,7 +1490,7 @@ impl Pbx {
         if !matches!(self.lines[a.index()].kind, LineKind::Bchan { .. }) {
             c.answered = None;
         }
-        c.state = CallState::Dialing;
+        c.set_state(CallState::Dialing);
         self.counters.fax_calls += 1;
         self.stop_ringing(&ringing);
         for r in ringing {
@@ -1595,7 +1653,7 @@ impl Pbx {
             self.route_incoming(id);
         } else if self.features.fxo_cid.is_some() {
             let c = self.calls.get_mut(&id).expect("new call");
-            c.state = CallState::CallerId;
+            c.set_state(CallState::CallerId);
             c.timer = Some((self.now + CID_WAIT_MAX_MS, CallTimer::CallerIdWait));
             self.update_detectors(chan);
         } else {
@@ -1607,7 +1665,7 @@ impl Pbx {
     /// answer it at once and listen for fax calling tone.
     fn route_incoming(&mut self, id: CallId) {
         let Some(c) = self.calls.get_mut(&id) else { return };
-        c.state = CallState::Dialing;
+        c.set_state(CallState::Dialing);
         let chan = c.a;
         let LineKind::Fxo { group, .. } = self.lines[chan.index()].kind else { return };
         self.update_detectors(chan);
@@ -1668,7 +1726,7 @@ impl Pbx {
         tracing::debug!(call = id, trunk = %self.lines[trunk.index()].port, %number, "trunk seized");
         let Some(c) = self.calls.get_mut(&id) else { return };
         c.direction = Direction::Outbound;
-        c.state = CallState::Outdialing;
+        c.set_state(CallState::Outdialing);
         c.b = Some(trunk);
         c.outdial = number.chars().collect();
         c.timer = Some((now + SEIZE_TO_DIAL_MS, CallTimer::StartOutdial));
@@ -1682,7 +1740,7 @@ impl Pbx {
         let Some(c) = self.calls.get_mut(&id) else { return };
         let Some(trunk) = c.b else { return };
         if c.outdial.is_empty() {
-            c.state = CallState::Connected;
+            c.set_state(CallState::Connected);
             let a = c.a;
             let answer_on_polarity = match &self.lines[trunk.index()].kind {
                 LineKind::Fxo { line, .. } => line.config().answer_on_polarity,
@@ -1708,7 +1766,7 @@ impl Pbx {
         if self.fax_play_done(chan) {
             return;
         }
-        if self.cc_play_done(chan) {
+        if self.vm_play_done(chan) || self.cc_play_done(chan) || self.conf_play_done(chan) {
             return;
         }
         if self.lines[chan.index()].dtmf_cid.is_some() {
@@ -1733,6 +1791,9 @@ impl Pbx {
                 }
             }
             CallTimer::RingNoAnswer => {
+                if self.vm_divert_no_answer(id) {
+                    return;
+                }
                 self.counters.calls_unanswered += 1;
                 self.fail(id, ProgressTone::Busy, "no answer");
             }
@@ -1761,12 +1822,15 @@ impl Pbx {
     /// A leg of a call went away (hang-up, far-end disconnect, card failure).
     fn leg_gone(&mut self, chan: ChannelId) {
         let Some(id) = self.lines[chan.index()].call else { return };
-        let Some(c) = self.calls.remove(&id) else {
+        let Some(mut c) = self.calls.remove(&id) else {
             self.lines[chan.index()].call = None;
             return;
         };
-        self.cdr_call_ended(&c, chan);
+        self.cdr_call_ended(&mut c, chan);
         self.cc_call_gone(&c, chan);
+        self.pf_call_gone(&c);
+        self.conf_call_gone(id);
+        self.vm_call_gone(id);
         let now = self.now;
         if c.state == CallState::Connected {
             self.counters.calls_completed += 1;
@@ -1775,6 +1839,7 @@ impl Pbx {
         legs.extend(c.b);
         self.stop_ringing(&c.ringing);
         legs.extend(c.ringing.iter().copied());
+        legs.retain(|l| !self.pf_keeps_leg(id, *l));
         for leg in legs {
             self.lines[leg.index()].call = None;
             self.lines[leg.index()].cid_due = None;

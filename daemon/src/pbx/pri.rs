@@ -435,7 +435,7 @@ impl Pbx {
                 if c.state != CallState::Outdialing {
                     return;
                 }
-                c.state = CallState::Connected;
+                c.set_state(CallState::Connected);
                 c.answered = Some(now);
                 let a = c.a;
                 self.bridge(a, b);

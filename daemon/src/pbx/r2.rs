@@ -290,7 +290,7 @@ impl Pbx {
                 if c.state != CallState::Outdialing || c.b != Some(chan) {
                     return;
                 }
-                c.state = CallState::Connected;
+                c.set_state(CallState::Connected);
                 c.answered = Some(now);
                 let a = c.a;
                 self.bridge(a, chan);

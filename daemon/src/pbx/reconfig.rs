@@ -292,6 +292,20 @@ impl Pbx {
         restart("[analog]", cfg.analog != old.analog);
         restart("[[extension]]", cfg.extensions != old.extensions);
         restart("[[span]] line settings", cfg.spans != old.spans);
+        // The call center (its prompts are in the media engine's library) starts with the
+        // daemon.
+        restart("[[queue]]", cfg.queues != old.queues);
+        restart("[[agent]]", cfg.agents != old.agents);
+        restart("[[inbound]]", cfg.inbound != old.inbound);
+        restart("[[schedule]]", cfg.schedules != old.schedules);
+        restart("[[holiday]]", cfg.holidays != old.holidays);
+        restart("[[ivr]]", cfg.ivr != old.ivr);
+        restart("[callback]", cfg.callback != old.callback);
+        restart("[fax]", cfg.fax != old.fax);
+        restart("[recording]", cfg.recording != old.recording);
+        restart("[voicemail]", cfg.voicemail != old.voicemail);
+        restart("[[mailbox]]", cfg.mailboxes != old.mailboxes);
+        restart("[[conference]]", cfg.conferences != old.conferences);
 
         let mut running = old;
         running.trunk_groups = cfg.trunk_groups.clone();

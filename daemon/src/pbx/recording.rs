@@ -133,6 +133,11 @@ impl Pbx {
         self.rec.handle = Some(handle);
     }
 
+    /// The recording writer's handle, when attached (voicemail records through it too).
+    pub(super) fn rec_handle(&self) -> Option<RecordingHandle> {
+        self.rec.handle.clone()
+    }
+
     /// Calls being recorded now (the file is open and written).
     pub fn recording_calls(&self) -> Vec<CallId> {
         let mut v: Vec<CallId> = self
@@ -315,7 +320,10 @@ impl Pbx {
     pub fn recording_poll(&mut self) {
         let Some(handle) = self.rec.handle.clone() else { return };
         while let Ok((slot, res)) = handle.opened().try_recv() {
-            let Some(owner) = self.rec.slots.get(&slot).copied() else { continue };
+            let Some(owner) = self.rec.slots.get(&slot).copied() else {
+                self.vm_opened(slot, res);
+                continue;
+            };
             match (res, owner) {
                 (Ok(()), Some(id)) => {
                     let chan = self.rec.calls.get(&id).map(|r| r.chan);
@@ -340,7 +348,10 @@ impl Pbx {
         }
         while let Ok(f) = handle.finished().try_recv() {
             self.rec.slots.remove(&f.slot);
-            let Some(cl) = self.rec.closing.remove(&f.slot) else { continue };
+            let Some(cl) = self.rec.closing.remove(&f.slot) else {
+                self.vm_finished(&f);
+                continue;
+            };
             if let Some(e) = &f.error {
                 tracing::warn!(call = cl.call, file = %f.path.display(), "recording: {e}");
             }

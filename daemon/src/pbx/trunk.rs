@@ -72,7 +72,7 @@ impl Pbx {
         self.lines[trunk.index()].call = Some(id);
         let Some(c) = self.calls.get_mut(&id) else { return };
         c.direction = Direction::Outbound;
-        c.state = CallState::Outdialing;
+        c.set_state(CallState::Outdialing);
         c.b = Some(trunk);
         let a = c.a;
         self.detect(a, Detectors::NONE);
@@ -84,6 +84,7 @@ impl Pbx {
     pub(super) fn did_target(&self, called: &str, g: Option<usize>) -> Option<String> {
         if self.extensions.contains_key(called)
             || self.hunt_groups.iter().any(|h| h.number == called)
+            || self.conf_is_room(called)
         {
             Some(called.to_string())
         } else {

@@ -13,6 +13,7 @@ pub mod fax;
 pub mod record;
 pub mod report;
 mod schema;
+pub mod staffing;
 pub mod time;
 mod writer;
 
@@ -375,6 +376,26 @@ impl Store {
                 fax: r.get::<_, i64>(22)? != 0,
             })
         })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// For sticky routing: per caller and queue, the agent of the caller's latest answered
+    /// queue call that ended at or after `since_ms`, as `(caller, queue, agent, ended_ms)`.
+    ///
+    /// # Errors
+    /// A failed query.
+    pub fn last_agents(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        // SQLite gives the bare columns of the row that holds the MAX().
+        let mut st = self.conn.prepare(
+            "SELECT caller, queue, agent, MAX(ended_ms) FROM cdr
+             WHERE agent IS NOT NULL AND queue IS NOT NULL AND caller <> '' AND ended_ms >= ?1
+             GROUP BY caller, queue ORDER BY caller, queue",
+        )?;
+        let rows =
+            st.query_map(params![since_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 

@@ -92,7 +92,9 @@ pub struct CdrRecord {
     /// Who cleared first.
     pub hangup_side: Option<HangupSide>,
     /// Short cause code: `normal_clearing`, `caller_abandoned`, `busy`, `no_answer`,
-    /// `congestion`, `unallocated_number`, `no_digits`, `not_routed`, `card_error`, `failed`.
+    /// `congestion`, `unallocated_number`, `no_digits`, `not_routed`, `card_error`, `failed`;
+    /// `feature_code` for a feature code call, `transferred` for a consultation that became a
+    /// transfer.
     pub cause: String,
     /// Why, in words.
     pub why: Option<String>,

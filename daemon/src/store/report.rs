@@ -1,5 +1,6 @@
-//! `cardpbx report queues|agents|hourly|ivr|cdr`: reports computed from the store, through a
-//! read-only connection (it works while the daemon runs). docs/reports.md gives every formula.
+//! `cardpbx report queues|agents|hourly|ivr|cdr|recordings|staffing`: reports computed from the
+//! store, through a read-only connection (it works while the daemon runs). docs/reports.md gives
+//! every formula.
 
 use super::time::{format_datetime, hour_start, now_utc_ms, parse_datetime};
 use super::{CdrRecord, Store, StoreError};
@@ -28,6 +29,8 @@ pub enum ReportKind {
     Cdr,
     /// The call recordings: call, numbers, agent, queue, start, length, file.
     Recordings,
+    /// Per hour of day: measured load and the agents needed (Erlang C, and Erlang A).
+    Staffing,
 }
 
 /// `cardpbx report ...` arguments.
@@ -60,6 +63,9 @@ pub struct ReportArgs {
     /// Read and print times in UTC instead of the local zone.
     #[arg(long)]
     pub utc: bool,
+    /// The `staffing` report's options.
+    #[command(flatten)]
+    pub staffing: super::staffing::StaffingArgs,
 }
 
 /// The period and settings of a report.
@@ -187,6 +193,8 @@ pub enum Report {
     Cdr(Vec<CdrRecord>),
     /// `recordings`.
     Recordings(Vec<super::RecordingRecord>),
+    /// `staffing`.
+    Staffing(Vec<super::staffing::StaffingRow>),
 }
 
 fn ratio(n: u64, d: u64) -> Option<f64> {
@@ -256,7 +264,10 @@ fn queue_calls(
 
 /// Talk and wrap-up time per call, from the agent events (talk_start..talk_end of the call,
 /// and the wrap-up that follows its talk_end on the same agent).
-fn handling_ms(store: &Store, o: &ReportOptions) -> Result<HashMap<u64, i64>, StoreError> {
+pub(super) fn handling_ms(
+    store: &Store,
+    o: &ReportOptions,
+) -> Result<HashMap<u64, i64>, StoreError> {
     let mut st = store.connection().prepare(
         "SELECT ts_ms, agent, event, call_id FROM agent_events
          WHERE ts_ms >= ?1 AND ts_ms < ?2 AND event IN
@@ -572,6 +583,12 @@ pub fn compute(store: &Store, kind: ReportKind, o: &ReportOptions) -> Result<Rep
         ReportKind::Ivr => Report::Ivr(ivr(store, o)?),
         ReportKind::Cdr => Report::Cdr(store.cdrs(o.from_ms, o.to_ms)?),
         ReportKind::Recordings => Report::Recordings(store.recordings(o.from_ms, o.to_ms)?),
+        // With the default target; `run` passes the command line's.
+        ReportKind::Staffing => Report::Staffing(super::staffing::staffing(
+            store,
+            o,
+            &super::staffing::StaffingArgs::default(),
+        )?),
     })
 }
 
@@ -771,6 +788,7 @@ pub fn table(report: &Report, offset_s: i64) -> (Vec<&'static str>, Vec<Vec<Stri
                 })
                 .collect(),
         ),
+        Report::Staffing(rows) => super::staffing::table(rows),
     }
 }
 
@@ -851,6 +869,7 @@ pub fn write_json(
         ReportKind::Ivr => "ivr",
         ReportKind::Cdr => "cdr",
         ReportKind::Recordings => "recordings",
+        ReportKind::Staffing => "staffing",
     };
     let doc = Doc {
         report: name,
@@ -914,9 +933,17 @@ pub fn database_path(args: &ReportArgs) -> anyhow::Result<PathBuf> {
 pub fn run(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     let offset_s = if args.utc { 0 } else { crate::runner::utc_offset_s(now_utc_ms() / 1000) };
     let o = options(args, offset_s, now_utc_ms())?;
+    if args.kind == ReportKind::Staffing {
+        args.staffing.check()?;
+    }
     let path = database_path(args)?;
     let store = Store::open_read_only(&path)?;
-    let report = compute(&store, args.kind, &o)?;
+    let report = match args.kind {
+        ReportKind::Staffing => {
+            Report::Staffing(super::staffing::staffing(&store, &o, &args.staffing)?)
+        }
+        kind => compute(&store, kind, &o)?,
+    };
     if args.json {
         write_json(&report, args.kind, &o, out)?;
     } else if args.csv {
