@@ -12,6 +12,9 @@ use cardpbx_sim::signature::SignaturePlan;
 use cardpbx_sim::{ClockMode, EndpointId, SimCard};
 use std::path::Path;
 
+mod support;
+use support::goertzel;
+
 const CONFIG: &str = r#"
 [system]
 name = "e2e-rec"
@@ -129,27 +132,6 @@ impl Rig {
         let mut v = Vec::new();
         walk(self.dir.path(), &mut v);
         v
-    }
-}
-
-/// Relative power of `freq` in `x` (Goertzel, normalised by the block's energy).
-fn goertzel(x: &[i16], freq: f32) -> f64 {
-    let w = std::f64::consts::TAU * f64::from(freq) / 8000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    let mut energy = 0.0f64;
-    for &v in x {
-        let v = f64::from(v);
-        energy += v * v;
-        let s = v + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    let p = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    if energy == 0.0 {
-        0.0
-    } else {
-        p / (energy * x.len() as f64 / 2.0)
     }
 }
 

@@ -13,7 +13,7 @@ use cardpbx_sim::EndpointId;
 use std::path::Path;
 
 mod support;
-use support::{local, Rig};
+use support::{goertzel, local, Rig};
 
 const BASE: &str = r#"
 [system]
@@ -168,26 +168,6 @@ impl Vm {
         let p = self.p.pbx();
         let line = format!("sim0/fxs{port}");
         p.calls().iter().find(|c| c.a_port == line).and_then(|c| p.voicemail_step(c.id))
-    }
-}
-
-/// Relative power of `freq` in `x` (Goertzel, normalised by the block's energy).
-fn goertzel(x: &[i16], freq: f32) -> f64 {
-    let w = std::f64::consts::TAU * f64::from(freq) / 8000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
-    for &v in x {
-        let v = f64::from(v);
-        energy += v * v;
-        let s = v + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    let p = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    if energy == 0.0 {
-        0.0
-    } else {
-        p / (energy * x.len() as f64 / 2.0)
     }
 }
 

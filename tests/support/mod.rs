@@ -219,3 +219,24 @@ impl Rig {
         st
     }
 }
+
+/// Relative power of `freq` in `x` (Goertzel, normalised by the block's energy).
+pub fn goertzel(x: &[i16], freq: f32) -> f64 {
+    let w = std::f64::consts::TAU * f64::from(freq) / 8000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    let mut energy = 0.0f64;
+    for &v in x {
+        let v = f64::from(v);
+        energy += v * v;
+        let s = v + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let p = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    if energy == 0.0 {
+        0.0
+    } else {
+        p / (energy * x.len() as f64 / 2.0)
+    }
+}
