@@ -169,3 +169,57 @@ fn options_are_checked_and_the_scenario_is_a_valid_configuration() {
     assert_eq!(cfg.cards[0].fxs_ports, 25);
     assert_eq!(cfg.cards[0].e1_spans, 2);
 }
+
+#[test]
+fn staffing_advice_from_a_simulated_busy_hour_measures_what_was_simulated() {
+    use cardpbx::store::staffing::{staffing, StaffingArgs};
+    let p = BusyHour {
+        agents: 20,
+        trunks: 30,
+        calls_per_hour: 360.0,
+        mean_talk_s: 180.0,
+        patience_s: Some(120.0),
+        hours: 1.0,
+        seed: 1,
+        audio: false,
+        ..BusyHour::default()
+    };
+    let r = sim(&p);
+    let mut store = Store::open_in_memory().unwrap();
+    r.write_records(&mut store).unwrap();
+    let first = r
+        .records
+        .iter()
+        .filter_map(|x| if let Record::Cdr(c) = x { Some(c.started_ms) } else { None })
+        .min()
+        .unwrap();
+    let from_ms = first - first.rem_euclid(3_600_000);
+    let o = ReportOptions {
+        from_ms,
+        to_ms: from_ms + 7_200_000,
+        now_ms: from_ms + 7_200_000,
+        offset_s: 0,
+        sl_seconds: 20,
+    };
+    let rows = staffing(&store, &o, &StaffingArgs::default()).unwrap();
+    // What was measured is what was simulated (a caller arriving in the last moment of the
+    // hour may enter the queue in the next).
+    let sum =
+        |f: fn(&cardpbx::store::staffing::StaffingRow) -> u64| rows.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|x| x.offered), r.offered, "{rows:?}");
+    assert_eq!((sum(|x| x.answered), sum(|x| x.abandoned)), (r.answered, r.abandoned));
+    let row = rows.iter().max_by_key(|x| x.offered).unwrap();
+    assert!(row.offered as f64 >= 0.98 * r.offered as f64, "{rows:?}");
+    assert!((row.calls_per_hour - row.offered as f64).abs() < 1e-6, "{row:?}");
+    let aht = row.aht_s.unwrap();
+    assert!((aht - 180.0).abs() < 0.25 * 180.0, "handling time {aht} s for a mean talk of 180 s");
+    let patience = row.patience_s.unwrap();
+    assert!((60.0..=240.0).contains(&patience), "patience {patience} s for a mean of 120 s");
+    // The advice is Erlang C's for the measured load, and enough agents for the load.
+    let traffic = row.traffic_erl.unwrap();
+    let need = erlang::agents_needed(traffic, aht, 20.0, 0.8, None).unwrap();
+    assert_eq!(row.agents_c, Some(need), "{row:?}");
+    assert!(f64::from(need) > traffic, "{need} agents for {traffic:.1} erlangs");
+    assert!(row.sl_c.unwrap() >= 0.8, "{row:?}");
+    assert!(row.agents_a.is_some_and(|a| a <= need), "impatient callers need no more: {row:?}");
+}
