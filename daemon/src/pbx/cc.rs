@@ -333,7 +333,7 @@ impl Pbx {
         let Some(router) = &self.cc.router else { return CcRouted::Default };
         let Some(c) = self.calls.get(&id) else { return CcRouted::Handled };
         let ani = c.from.clone();
-        let ani_ok = !ani.is_empty() && ani.bytes().all(|b| b.is_ascii_digit());
+        let ani_ok = super::dialable(&ani);
         let call = InboundCall { dnis, ani: ani_ok.then_some(ani.as_str()) };
         let now = LocalTime::new(self.wall_base_s + (self.now / 1000) as i64);
         let (acd, last, now_ms) = (&self.cc.acd, &self.cc.last_agent, self.utc_ms(self.now));

@@ -15,7 +15,7 @@
 //! then the call is cleared and nothing is registered (the CDR says why).
 
 use super::cc::Mode;
-use super::{CallId, Pbx};
+use super::{dialable, CallId, Pbx};
 use crate::callcenter::acd::QueueId;
 use crate::config::callback::CallbackConfig;
 use crate::engine::api::{PromptId, Source};
@@ -110,11 +110,6 @@ fn beeps(step: Step) -> ToneSpec {
         Step::Thanks => vec![beep(100), gap, beep(100), gap, beep(100), gap],
     };
     ToneSpec::new(&segs, false).expect("beeps are a valid tone")
-}
-
-/// Whether `n` is a number a trunk can dial.
-fn dialable(n: &str) -> bool {
-    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl Pbx {

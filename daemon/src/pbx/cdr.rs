@@ -115,9 +115,7 @@ impl Pbx {
         note: Option<(HangupSide, String)>,
         now: Tick,
     ) -> CdrRecord {
-        // Ticks are milliseconds; the runner sets UTC at tick 0 (`set_utc_base`).
-        let base_ms = (self.utc_base_us / 1000) as i64;
-        let ms = |t: Tick| base_ms + t as i64;
+        let ms = |t: Tick| self.utc_ms(t);
         let trunk_leg = match c.direction {
             Direction::Inbound => Some(c.a),
             Direction::Outbound => c.b,

@@ -249,10 +249,6 @@ fn stamp(ms: i64) -> String {
 }
 
 impl Pbx {
-    fn fax_ms(&self, t: Tick) -> i64 {
-        (self.utc_base_us / 1000) as i64 + t as i64
-    }
-
     /// The trunk group a trunk channel (FXO line, PRI bearer, R2 timeslot) belongs to.
     pub(super) fn trunk_group_of(&self, chan: ChannelId) -> Option<usize> {
         match self.lines.get(chan.index())?.kind {
@@ -331,7 +327,7 @@ impl Pbx {
             self.leg_gone(a);
             return;
         };
-        let ms = self.fax_ms(now);
+        let ms = self.utc_ms(now);
         let base = self.fax.spool.join(format!("{}-{job}", stamp(ms)));
         let tiff = base.with_extension("tif");
         let pdf = self.fax.pdf.then(|| base.with_extension("pdf"));
@@ -978,8 +974,8 @@ impl Pbx {
             attempts: j.attempts,
             trunk_group: Some(self.trunk_groups[j.group].name.clone()),
             job,
-            started_ms: self.fax_ms(j.started),
-            ended_ms: self.fax_ms(now),
+            started_ms: self.utc_ms(j.started),
+            ended_ms: self.utc_ms(now),
         };
         tracing::info!(job, success, status = %rec.status, pages = rec.pages, attempts = rec.attempts, "fax job finished");
         self.fax.event(FaxEvent {
@@ -1074,8 +1070,8 @@ impl Pbx {
             attempts: 1,
             trunk_group: r.group.clone(),
             job: d.job,
-            started_ms: self.fax_ms(r.started),
-            ended_ms: self.fax_ms(now),
+            started_ms: self.utc_ms(r.started),
+            ended_ms: self.utc_ms(now),
         };
         tracing::info!(job = d.job, call = r.call, from = %r.from, pages = d.pages, status = %d.status, "fax received");
         self.fax.event(FaxEvent {

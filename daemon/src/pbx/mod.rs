@@ -1875,6 +1875,11 @@ impl Pbx {
     }
 }
 
+/// Whether `n` is a number a trunk can dial (digits only, not empty).
+pub(super) fn dialable(n: &str) -> bool {
+    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+}
+
 enum LineEvent {
     Fxs(FxsEvent),
     Fxo(FxoEvent),

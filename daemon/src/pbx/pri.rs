@@ -597,8 +597,7 @@ impl Pbx {
         let now = self.now;
         let order = self.hunt_order(g);
         let from = self.calls.get(&id).map(|c| c.from.clone()).unwrap_or_default();
-        let calling =
-            (!from.is_empty() && from.bytes().all(|b| b.is_ascii_digit())).then_some(from);
+        let calling = super::dialable(&from).then_some(from);
         let restricted = self.trunk_groups[g].restricted;
         let mut placed = None;
         for chan in order {

@@ -221,7 +221,7 @@ impl Pbx {
             tracing::warn!(call = id, "no free recording slot: the call is not recorded");
             return;
         };
-        let start_ms = (self.utc_base_us / 1000) as i64 + self.now as i64;
+        let start_ms = self.utc_ms(self.now);
         let (day, stamp) = date_parts(start_ms);
         let path = self.rec.dir.join(day).join(format!("{id}-{stamp}.wav"));
         if let Err(e) = handle.open_nowait(slot, &path, self.rec.mono) {
